@@ -7,6 +7,7 @@ half-written one.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -97,7 +98,12 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path, engine="pyarrow")
+    """Read a Parquet file written by :func:`write_frame`.
+
+    The bytes are read in one go: pyarrow may otherwise reopen the path between footer and
+    pages, and a concurrent atomic replace would hand it pages of a different file.
+    """
+    return pd.read_parquet(io.BytesIO(Path(path).read_bytes()), engine="pyarrow")
 
 
 def write_pickle(path: Path, obj: Any) -> None:
@@ -129,7 +135,7 @@ def records_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for col, dtype in _RECORD_DTYPES.items():
         frame[col] = frame[col].astype(dtype)
     for col in (C.RUN_ID, C.TASK, C.TASK_SIGNATURE, C.OPTIMIZER, C.PRESET_HASH):
-        frame[col] = frame[col].astype(object)
+        frame[col] = frame[col].astype("str")
     return frame
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 from bench import constants as C
 from bench.config import RunConfig
 from bench.experiment import BatchResult, run
-from bench.records import (RunFolder, git_state, host_info, now_iso, package_versions, records_frame)
+from bench.records import (RunFolder, atomic_write, git_state, host_info, now_iso, package_versions,
+                           records_frame)
 from bench.registry import optimizer_spec, task_spec
 from bench.task import Task
 
@@ -116,7 +117,7 @@ def execute_run(config: RunConfig, folder: RunFolder, *, tasks: TaskCache | None
         return C.STATUS_COMPLETED
     except Exception as exc:  # noqa: BLE001 - isolate failures: mark the run failed, keep going
         text = traceback.format_exc()
-        (folder.path / C.ERROR_FILE).write_text(text)
+        atomic_write(folder.path / C.ERROR_FILE, lambda tmp: tmp.write_text(text))
         info.update({"status": C.STATUS_FAILED, "finished": now_iso(),
                      "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                      "error_file": str(folder.path / C.ERROR_FILE)})
