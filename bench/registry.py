@@ -171,10 +171,17 @@ def tasks() -> dict[str, TaskSpec]:
 
 def check_params(cls: type, params: dict[str, Any], what: str) -> None:
     """Raise :class:`UnknownName` if ``params`` holds a keyword the constructor does not take."""
-    sig = inspect.signature(cls.__init__)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    valid = [p for p in sig.parameters if p not in ("self", "space", "seed")]
+    valid: list[str] = []
+    for klass in cls.__mro__:  # a constructor taking **options passes them up: collect its parents' names
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        valid += [p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                  and p.name not in ("self", "space", "seed") and p.name not in valid]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    else:
+        return  # **kwargs all the way up: nothing to check against
     for key in params:
         if key not in valid:
             raise UnknownName(f"{what} has no parameter {key!r}; valid parameters: {', '.join(valid) or '(none)'}")

@@ -1,0 +1,454 @@
+"""``smile-celeba``: the paper's smile task on real CelebA faces read from a local folder.
+
+The folder holds CelebA in its official layout (the one torchvision's ``CelebA`` reads), either
+directly in ``root`` or in ``root/celeba`` (torchvision's ``base_folder``)::
+
+    img_align_celeba/000001.jpg ...   aligned 178x218 JPEGs
+    list_attr_celeba.txt              line 1: image count; line 2: the 40 attribute names;
+                                      then "<image> <40 values in {-1, 1}>" per image
+    list_eval_partition.txt           "<image> <0 train | 1 valid | 2 test>" per image
+
+The folder comes from the task parameter ``root`` (``--task-opt root=/data/celeba``) or the
+environment variable ``CELEBA_ROOT``. Nothing is downloaded.
+
+torchvision's ``CelebA(download=False)`` is not used to read it: it also requires
+``identity_CelebA.txt``, ``list_bbox_celeba.txt`` and ``list_landmarks_align_celeba.txt`` and
+verifies the MD5 of all five annotation files, so any subset of CelebA (and the mini folders
+of the tests) fails with "Dataset not found or corrupted". This module parses the same two
+files itself, with errors that name the file, the line and what was expected.
+
+Optional CelebA-Dialog smile degrees: a file ``smile_degree.txt`` next to the annotation files
+(or in ``CelebA-Dialog/``), one "<image> <degree 0-5>" line per image (images without a line
+are left out of every split that depends on the smile). With it (``smile_source`` "auto" or "dialog"), the VQ-VAE trains on
+degree <= ``max_smile_degree`` (2, as in the paper) and the scorer is a 6-class classifier whose
+score is the expected degree sum_k k p_k in [0, 5]. Without it, the VQ-VAE trains on faces with
+``Smiling == -1`` and the scorer is a binary classifier whose score is its **logit** (unbounded,
+so the top of the range is not flattened by a saturating probability).
+
+Images are center-cropped (``crop`` px square, 148 by default) and resized to 64x64. Splits:
+"vqvae" and "scorer" come from the train partition ("vqvae" only the less-smiling faces, or
+those whose scorer score is <= ``vqvae_score_threshold`` when set), "test" from the test
+partition (all smile levels: property survival needs the full score range), "reference-high"
+the smiling faces of the test partition, "reference-train" the less-smiling faces of the
+valid partition.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor, nn
+
+from bench.errors import UserError
+from bench.registry import register_task
+from tasks.image_task import VQImageTask
+from tasks.vqvae import CHANNELS_LAST, save_torch
+
+ROOT_ENV = "CELEBA_ROOT"
+IMAGE_DIR = "img_align_celeba"
+ATTR_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+DIALOG_FILES = ("smile_degree.txt", "CelebA-Dialog/smile_degree.txt")
+SMILE_ATTRIBUTE = "Smiling"
+PARTITIONS = {"train": 0, "valid": 1, "test": 2}
+IMAGE_SIZE = 64
+N_DIALOG_DEGREES = 6
+
+
+class CelebAFolder:
+    """Annotations of a local CelebA folder and a cache of its 64x64 images (uint8).
+
+    Shared, not copied, by deep copies of the task: it is read-only data.
+    """
+
+    def __init__(self, root: str | Path, crop: int = 148) -> None:
+        self.root = Path(root).expanduser()
+        self.crop = int(crop)
+        self.base = self._find_base(self.root)
+        self.names, self.attr_names, self.attrs = self._read_attributes(self.base / ATTR_FILE)
+        self.partition = self._read_partition(self.base / PARTITION_FILE, self.names)
+        if SMILE_ATTRIBUTE not in self.attr_names:
+            raise UserError(f"{self.base / ATTR_FILE}: line 2 lists no {SMILE_ATTRIBUTE!r} attribute; expected the "
+                            f"40 CelebA attribute names")
+        self.smiling = self.attrs[:, self.attr_names.index(SMILE_ATTRIBUTE)] == 1
+        self.dialog_file, self.degree = self._read_dialog()
+        present = set(os.listdir(self.base / IMAGE_DIR))
+        missing = [name for name in self.names if name not in present]
+        if missing:
+            raise UserError(f"{self.base / IMAGE_DIR / missing[0]}: image listed in {ATTR_FILE} is missing "
+                            f"({len(missing)} missing in all); expected one aligned JPEG per annotated image")
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __deepcopy__(self, memo: dict) -> CelebAFolder:
+        return self
+
+    @staticmethod
+    def _find_base(root: Path) -> Path:
+        if not root.is_dir():
+            raise UserError(f"CelebA folder {str(root)!r} does not exist; pass --task-opt root=DIR or set {ROOT_ENV} to a "
+                            f"folder holding {IMAGE_DIR}/, {ATTR_FILE} and {PARTITION_FILE}")
+        for base in (root, root / "celeba"):
+            if (base / IMAGE_DIR).is_dir() or (base / ATTR_FILE).is_file():
+                missing = [name for name in (IMAGE_DIR, ATTR_FILE, PARTITION_FILE) if not (base / name).exists()]
+                if missing:
+                    raise UserError(f"CelebA folder {str(base)!r} lacks {', '.join(missing)}; expected the official "
+                                    f"layout: {IMAGE_DIR}/*.jpg, {ATTR_FILE}, {PARTITION_FILE}")
+                return base
+        raise UserError(f"{str(root)!r} is not a CelebA folder: expected {IMAGE_DIR}/, {ATTR_FILE} and "
+                        f"{PARTITION_FILE} in it or in {str(root / 'celeba')!r} (torchvision's layout)")
+
+    @staticmethod
+    def _read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+        lines = path.read_text().splitlines()
+        if len(lines) < 2:
+            raise UserError(f"{path}: expected an image count on line 1 and attribute names on line 2")
+        try:
+            count = int(lines[0].strip())
+        except ValueError:
+            raise UserError(f"{path}: line 1 should be the number of images, got {lines[0][:40]!r}") from None
+        attr_names = lines[1].split()
+        rows = [line.split() for line in lines[2:] if line.strip()]
+        if len(rows) != count:
+            raise UserError(f"{path}: line 1 announces {count} images but {len(rows)} rows follow")
+        names, values = [], np.empty((len(rows), len(attr_names)), dtype=np.int8)
+        for i, row in enumerate(rows):
+            if len(row) != len(attr_names) + 1 or any(v not in ("1", "-1") for v in row[1:]):
+                raise UserError(f"{path}: line {i + 3} should be an image name and {len(attr_names)} values "
+                                f"of 1 or -1, got {' '.join(row)[:80]!r}")
+            names.append(row[0])
+            values[i] = [int(v) for v in row[1:]]
+        return names, attr_names, values
+
+    @staticmethod
+    def _read_partition(path: Path, names: list[str]) -> np.ndarray:
+        part: dict[str, int] = {}
+        for i, line in enumerate(path.read_text().splitlines()):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+                raise UserError(f"{path}: line {i + 1} should be '<image> <0|1|2>', got {line[:80]!r}")
+            part[fields[0]] = int(fields[1])
+        missing = [name for name in names if name not in part]
+        if missing:
+            raise UserError(f"{path}: no partition for {missing[0]} ({len(missing)} images of {ATTR_FILE} missing)")
+        return np.array([part[name] for name in names], dtype=np.int8)
+
+    def _read_dialog(self) -> tuple[Path | None, np.ndarray | None]:
+        for name in DIALOG_FILES:
+            path = self.base / name
+            if path.is_file():
+                index = {n: i for i, n in enumerate(self.names)}
+                degree = np.full(len(self.names), -1, dtype=np.int8)
+                for i, line in enumerate(path.read_text().splitlines()):
+                    fields = line.split()
+                    if not fields:
+                        continue
+                    if len(fields) != 2 or fields[1] not in {str(k) for k in range(N_DIALOG_DEGREES)}:
+                        raise UserError(f"{path}: line {i + 1} should be '<image> <smile degree 0-5>', got {line[:80]!r}")
+                    if fields[0] in index:
+                        degree[index[fields[0]]] = int(fields[1])
+                return path, degree
+        return None, None
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """float32 (n, 3, 64, 64) images in [0, 1] of the given annotation indices."""
+        return self.images_uint8(indices).astype(np.float32) / 255.0
+
+    def images_uint8(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 (n, 3, 64, 64) images of the given annotation indices (decoded once, then cached)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        todo = sorted({int(i) for i in indices} - self._cache.keys())
+        if todo:
+            # JPEG decoding and resizing release the GIL: threads use every core.
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                for i, image in zip(todo, pool.map(self._load, todo, chunksize=64)):
+                    self._cache[i] = image
+        out = np.empty((len(indices), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+        for k, i in enumerate(indices):
+            out[k] = self._cache[int(i)]
+        return out
+
+    def _load(self, index: int) -> np.ndarray:
+        path = self.base / IMAGE_DIR / self.names[index]
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                w, h = img.size
+                side = min(self.crop, w, h)
+                left, top = (w - side) // 2, (h - side) // 2
+                img = img.crop((left, top, left + side, top + side)).resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                                            Image.Resampling.LANCZOS)
+                return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+            raise UserError(f"{path}: not a readable image ({exc}); expected an aligned CelebA JPEG") from None
+
+
+class SmileCNN(nn.Module):
+    """Small convolutional classifier: four stride-2 conv blocks, global average pool, linear head."""
+
+    def __init__(self, width: int = 32, n_outputs: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(int(seed))
+        widths = [3, width, 2 * width, 4 * width, 4 * width]
+        with torch.device("meta"):
+            layers: list[nn.Module] = []
+            for a, b in zip(widths[:-1], widths[1:]):
+                layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.BatchNorm2d(b), nn.ReLU()]
+            self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.head = nn.Linear(widths[-1], n_outputs)
+        self.to_empty(device="cpu")
+        with torch.no_grad():  # default-like init from our own generator (the global RNG stays untouched)
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=gen)
+                    bound = 1 / math.sqrt(module.weight[0].numel())
+                    nn.init.uniform_(module.bias, -bound, bound, generator=gen)
+                elif isinstance(module, nn.BatchNorm2d):
+                    module.reset_parameters()
+                    module.reset_running_stats()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x * 2.0 - 1.0))
+
+
+def _score_from_logits(logits: Tensor) -> Tensor:
+    """Binary head: the logit. 6-class head: expected degree sum_k k p_k."""
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    degrees = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
+    return (logits.softmax(1) * degrees).sum(1)
+
+
+def train_classifier(model: SmileCNN, images: np.ndarray, labels: np.ndarray, *, epochs: float, seed: int,
+                     device: torch.device, batch_size: int = 128, progress: bool = True, desc: str = "scorer") -> float:
+    """Train with Adam (BCE for one output, cross-entropy otherwise), horizontal-flip augmentation;
+    returns the mean loss of the last epoch. ``images`` are uint8 (n, 3, 64, 64), converted per batch
+    (the full float32 set would take 4x the memory)."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xC1A5]))
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n = len(images)
+    batch_size = min(batch_size, n)
+    steps = max(1, math.ceil(epochs * n / batch_size))
+    order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(steps * batch_size / n))])
+    flips = rng.random(steps * batch_size) < 0.5
+    losses = []
+    for step in tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        x = (torch.from_numpy(images[idx]).to(device).float() / 255.0).contiguous(memory_format=CHANNELS_LAST)
+        flip = torch.from_numpy(flips[step * batch_size:(step + 1) * batch_size]).to(device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        y = torch.from_numpy(labels[idx]).to(device)
+        logits = model(x)
+        if logits.shape[1] == 1:
+            loss = F.binary_cross_entropy_with_logits(logits[:, 0], y.float())
+        else:
+            loss = F.cross_entropy(logits, y.long())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    tail = max(1, math.ceil(n / batch_size))
+    return float(np.mean(losses[-tail:]))
+
+
+@register_task("smile-celeba")
+class CelebASmileTask(VQImageTask):
+    """CelebA smile (local folder): maximise a CNN smile scorer over a VQ-VAE trained on less-smiling faces."""
+
+    vqvae_epochs: ClassVar[float] = 30.0
+    n_vqvae_images: ClassVar[int] = 60000
+    quick_vqvae_epochs: ClassVar[float] = 1.0
+    quick_n_vqvae_images: ClassVar[int] = 128
+    n_test_images: ClassVar[int] = 2000
+    quick_n_test_images: ClassVar[int] = 32
+    #: scorer training: images of the train partition (all smile levels) and epochs
+    n_scorer_images: ClassVar[int] = 100000
+    scorer_epochs: ClassVar[float] = 4.0
+    quick_n_scorer_images: ClassVar[int] = 128
+    quick_scorer_epochs: ClassVar[float] = 1.0
+    scorer_width: ClassVar[int] = 32
+    heldout_width: ClassVar[int] = 48
+    scorer_file: ClassVar[str] = "scorer.pt"
+    heldout_file: ClassVar[str] = "heldout_scorer.pt"
+
+    def __init__(self, root: str | None = None, crop: int = 148, smile_source: str = "auto",
+                 max_smile_degree: int = 2, vqvae_score_threshold: float | None = None,
+                 artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
+                 **options: Any) -> None:
+        super().__init__(artifacts=artifacts, device=device, n_initial=n_initial, **options)
+        if smile_source not in ("auto", "attribute", "dialog"):
+            raise UserError(f"smile-celeba: smile_source must be auto, attribute or dialog, got {smile_source!r}")
+        self.root = root
+        self.crop = int(crop)
+        self.smile_source = smile_source
+        self.max_smile_degree = int(max_smile_degree)
+        self.vqvae_score_threshold = None if vqvae_score_threshold is None else float(vqvae_score_threshold)
+        self._folder: CelebAFolder | None = None
+        self._scorer: SmileCNN | None = None
+        self._heldout: SmileCNN | None = None
+        self._vqvae_pool: np.ndarray | None = None
+
+    # --- data -----------------------------------------------------------------------------------
+    @property
+    def folder(self) -> CelebAFolder:
+        """The CelebA folder (read on first use)."""
+        if self._folder is None:
+            root = self.root or os.environ.get(ROOT_ENV)
+            if not root:
+                raise UserError(f"smile-celeba needs a local CelebA folder: pass --task-opt root=DIR or set {ROOT_ENV}")
+            self._folder = CelebAFolder(root, self.crop)
+            if self.smile_source == "dialog" and self._folder.degree is None:
+                raise UserError(f"smile_source=dialog but no {' or '.join(DIALOG_FILES)} in {self._folder.base}")
+        return self._folder
+
+    @property
+    def uses_dialog(self) -> bool:
+        """Whether smile labels are CelebA-Dialog degrees (0-5) rather than the binary attribute."""
+        return self.smile_source != "attribute" and self.folder.degree is not None
+
+    def _labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, labelled mask): degree 0-5 with Dialog labels, else Smiling as 0/1."""
+        folder = self.folder
+        if self.uses_dialog:
+            assert folder.degree is not None
+            return folder.degree.astype(np.int64), folder.degree >= 0
+        return folder.smiling.astype(np.int64), np.ones(len(folder.names), dtype=bool)
+
+    def _less_smiling(self) -> np.ndarray:
+        labels, labelled = self._labels()
+        if self.uses_dialog:
+            return labelled & (labels <= self.max_smile_degree)
+        return labels == 0
+
+    def _pool(self, split: str) -> np.ndarray:
+        part = self.folder.partition
+        if split == "vqvae":
+            if self.vqvae_score_threshold is not None:
+                if self._vqvae_pool is None:  # needs the scorer: computed once over the train partition
+                    train = np.flatnonzero(part == PARTITIONS["train"])
+                    scores = np.concatenate([self.score_images(self.folder.images(train[i:i + 4096]))
+                                             for i in range(0, len(train), 4096)])
+                    self._vqvae_pool = train[scores <= self.vqvae_score_threshold]
+                pool = self._vqvae_pool
+            else:
+                pool = np.flatnonzero((part == PARTITIONS["train"]) & self._less_smiling())
+        elif split == "scorer":
+            pool = np.flatnonzero((part == PARTITIONS["train"]) & self._labels()[1])
+        elif split == "test":
+            pool = np.flatnonzero(part == PARTITIONS["test"])
+        elif split == "reference-high":
+            pool = np.flatnonzero((part == PARTITIONS["test"]) & ~self._less_smiling() & self._labels()[1])
+        elif split == "reference-train":
+            pool = np.flatnonzero((part == PARTITIONS["valid"]) & self._less_smiling())
+        else:
+            raise ValueError(f"unknown split {split!r}")
+        if len(pool) == 0:
+            raise UserError(f"CelebA folder {self.folder.base}: no images for split {split!r} "
+                            f"(check {PARTITION_FILE} and the {SMILE_ATTRIBUTE} column)")
+        return pool
+
+    def _draw(self, split: str, n: int, seed: int) -> np.ndarray:
+        pool = self._pool(split)
+        rng = np.random.default_rng(seed)
+        return rng.choice(pool, size=n, replace=n > len(pool))
+
+    def training_images(self, split: str, n: int, seed: int) -> np.ndarray:
+        """``n`` faces of ``split`` drawn from its pool (with replacement only when the pool is smaller)."""
+        return self.folder.images(self._draw(split, n, seed))
+
+    def artifact_config(self) -> dict[str, Any]:
+        return {"crop": self.crop, "smile": "dialog" if self.uses_dialog else "attribute",
+                "max_smile_degree": self.max_smile_degree, "vqvae_score_threshold": self.vqvae_score_threshold,
+                "scorer_width": self.scorer_width, "heldout_width": self.heldout_width}
+
+    # --- scorers --------------------------------------------------------------------------------
+    def _n_outputs(self) -> int:
+        return N_DIALOG_DEGREES if self.uses_dialog else 1
+
+    def train_scorers(self, artifact_dir: Path, device: torch.device, progress: bool, quick: bool) -> dict[str, Any]:
+        """Train the scorer and, with another seed, width and half of the data, the held-out scorer."""
+        n = self.quick_n_scorer_images if quick else self.n_scorer_images
+        epochs = self.quick_scorer_epochs if quick else self.scorer_epochs
+        labels, _ = self._labels()
+        info: dict[str, Any] = {"score": "expected smile degree in [0, 5]" if self.uses_dialog else
+                                "logit of P(Smiling)", "labels": "dialog" if self.uses_dialog else "attribute",
+                                "root": str(self.folder.base), "n_images": n, "epochs": epochs}
+        valid = np.flatnonzero(self.folder.partition == PARTITIONS["valid"])
+        valid_idx = np.random.default_rng(self.split_seed("scorer-valid")).choice(
+            valid, size=min(len(valid), 2000), replace=False) if len(valid) else valid
+        valid_images = self.folder.images(valid_idx)
+        for key, width, file, seed_name in (("scorer", self.scorer_width, self.scorer_file, "scorer"),
+                                            ("heldout", self.heldout_width, self.heldout_file, "heldout")):
+            t0 = time.perf_counter()
+            idx = self._draw("scorer", n, self.split_seed(f"{seed_name}-data"))
+            model = SmileCNN(width, self._n_outputs(), seed=self.split_seed(f"{seed_name}-init"))
+            loss = train_classifier(model, self.folder.images_uint8(idx), labels[idx], epochs=epochs,
+                                    seed=self.split_seed(f"{seed_name}-train"), device=device, progress=progress,
+                                    desc=f"smile-celeba {key}")
+            save_torch({"width": width, "n_outputs": self._n_outputs(), "state_dict": model.cpu().state_dict()},
+                       artifact_dir / file)
+            entry: dict[str, Any] = {"width": width, "final_loss": loss, "seconds": time.perf_counter() - t0}
+            if len(valid_idx):
+                with torch.inference_mode():
+                    logits = model.to(device)(torch.from_numpy(valid_images).to(device)).cpu()
+                pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+                entry["valid_accuracy"] = float((pred.numpy() == labels[valid_idx]).mean())
+            info[key] = entry
+        self.load_scorers(artifact_dir, device)  # a score threshold on the "vqvae" split needs them now
+        return info
+
+    def load_scorers(self, artifact_dir: Path, device: torch.device) -> None:
+        """Load both scorers (eval mode, on ``device``)."""
+        loaded = []
+        for file in (self.scorer_file, self.heldout_file):
+            path = artifact_dir / file
+            if not path.is_file():
+                raise UserError(f"smile-celeba: scorer {str(path)!r} missing; run `bench prepare --task smile-celeba`")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            model = SmileCNN(payload["width"], payload["n_outputs"])
+            model.load_state_dict(payload["state_dict"])
+            loaded.append(model.to(device).eval())
+        self._scorer, self._heldout = loaded
+
+    def _run(self, model: SmileCNN | None, images: np.ndarray) -> np.ndarray:
+        assert model is not None
+        out = np.empty(len(images), dtype=np.float64)
+        with torch.inference_mode():
+            for i in range(0, len(images), 512):
+                x = torch.from_numpy(np.ascontiguousarray(images[i:i + 512], dtype=np.float32)).to(self.device)
+                x = x.contiguous(memory_format=CHANNELS_LAST)
+                out[i:i + 512] = _score_from_logits(model(x)).double().cpu().numpy()
+        return out
+
+    def score_images(self, images: np.ndarray) -> np.ndarray:
+        """Smile score: the scorer's logit (binary attribute) or expected degree (Dialog labels)."""
+        if self._scorer is None:
+            self._ensure_loaded()
+        return self._run(self._scorer, images)
+
+    def heldout_scores(self, images: np.ndarray) -> np.ndarray:
+        """The independently trained held-out scorer's score (same scale as the scorer's)."""
+        if self._heldout is None:
+            self._ensure_loaded()
+        return self._run(self._heldout, images)
+
+    def score_tensor(self, images: Tensor) -> Tensor:
+        """Scores of an image tensor already on the device."""
+        if self._scorer is None:
+            self._ensure_loaded()
+        assert self._scorer is not None
+        return _score_from_logits(self._scorer(images))
