@@ -42,6 +42,8 @@ def rank_weights(scores: np.ndarray, k: float) -> np.ndarray:
         return np.full(n, 1.0 / n)
     ranks = np.empty(n, dtype=np.float64)
     ranks[np.argsort(-scores, kind="stable")] = np.arange(n)
+    if k == 0:  # the limit of k -> 0: 1 / rank_0 is infinite, all weight on the best point
+        return (ranks == 0).astype(np.float64)
     w = 1.0 / (k * n + ranks)
     return w / w.sum()
 
