@@ -1,0 +1,154 @@
+"""The acquisition MILP finds the brute-force optimum on small problems, for every library and mode."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from optimizers.local_acquisition import IncrementalScorer, local_search_acquisition
+from optimizers.milp import acquisition_value, solve_acquisition
+from optimizers.tree_bo import fit_surrogate
+
+N_POS, N_CODES = 4, 5
+ALL = np.array(list(itertools.product(range(N_CODES), repeat=N_POS)))
+ALLOWED = [np.arange(N_CODES)] * N_POS
+
+
+def _problem(library: str, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, N_CODES, size=(80, N_POS))
+    y = (X[:, 0] == 2) + np.sin(X[:, 1]) + (X[:, 2] == X[:, 3]) + 0.1 * rng.normal(size=len(X))
+    ensemble, _ = fit_surrogate(library, X, y, seed, n_trees=25, max_depth=3, min_child_samples=3)
+    return ensemble, X
+
+
+def _ball(centers: np.ndarray, radius: int) -> np.ndarray:
+    return ((ALL[:, None, :] != centers[None]).sum(axis=2) <= radius).any(axis=1)
+
+
+CONFIGS = [  # (exploration, weight, trust radius, number of trust centres)
+    ("none", 0.0, None, 0), ("bonus", 0.3, None, 0), ("none", 0.0, 1, 1), ("bonus", 0.3, 1, 1),
+    ("bonus", 0.3, 2, 3), ("none", 0.0, 1, 3),
+]
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
+def test_milp_matches_brute_force(library: str) -> None:
+    ensemble, X = _problem(library)
+    observed = X[:10]
+    for exploration, weight, radius, n_centers in CONFIGS:
+        centers = X[:n_centers] if radius is not None else None
+        values = acquisition_value(ensemble, ALL, observed=observed, exploration=exploration,
+                                   exploration_weight=weight)
+        feasible = _ball(centers, radius) if radius is not None else np.ones(len(ALL), dtype=bool)
+        result = solve_acquisition(ensemble, ALLOWED, N_CODES, observed=observed, exploration=exploration,
+                                   exploration_weight=weight, trust_centers=centers, trust_radius=radius,
+                                   warm_start=X[0])
+        got = acquisition_value(ensemble, result.latent[None], observed=observed, exploration=exploration,
+                                exploration_weight=weight)[0]
+        label = f"{library} {exploration} radius={radius} centers={n_centers}"
+        assert result.status == "Optimal", label
+        assert got == pytest.approx(values[feasible].max(), abs=1e-6), label
+        assert result.objective == pytest.approx(got, abs=1e-6), label
+        assert result.bound >= got - 1e-6, label
+        if radius is not None:
+            assert _ball(centers, radius)[np.flatnonzero((ALL == result.latent).all(axis=1))[0]], label
+
+
+def test_milp_penalty_matches_brute_force() -> None:
+    ensemble, X = _problem("lightgbm", seed=1)
+    observed = X[:8]
+    values = acquisition_value(ensemble, ALL, observed=observed, exploration="penalty", exploration_weight=0.3)
+    result = solve_acquisition(ensemble, ALLOWED, N_CODES, observed=observed, exploration="penalty",
+                               exploration_weight=0.3, warm_start=X[0])
+    assert result.objective == pytest.approx(values.max(), abs=1e-6)
+    assert result.mean - 0.3 * result.distance == pytest.approx(values.max(), abs=1e-6)
+
+
+def test_milp_respects_mask_and_exclusions() -> None:
+    ensemble, X = _problem("lightgbm", seed=2)
+    allowed = [np.array([0, 2, 4]), np.arange(N_CODES), np.array([1, 3]), np.arange(N_CODES)]
+    ok = np.all([np.isin(ALL[:, p], allowed[p]) for p in range(N_POS)], axis=0)
+    values = ensemble.predict(ALL)
+    best = solve_acquisition(ensemble, allowed, N_CODES)
+    assert values[ok].max() == pytest.approx(best.mean, abs=1e-6)
+    assert all(best.latent[p] in allowed[p] for p in range(N_POS))
+    # Excluding the optimum leaves the best latent that some split tells apart from it.
+    comp = ensemble.compiled(N_CODES)
+    split = np.flatnonzero(comp.feature >= 0)
+
+    def signature(z: np.ndarray) -> tuple:
+        return tuple(comp.left_mask[split, z[comp.feature[split]]])
+
+    second = solve_acquisition(ensemble, allowed, N_CODES, exclude=best.latent[None])
+    other = np.array([signature(z) != signature(best.latent) for z in ALL]) & ok
+    assert not np.array_equal(second.latent, best.latent)
+    assert second.mean == pytest.approx(values[other].max(), abs=1e-6)
+
+
+def test_merging_shrinks_model_without_changing_optimum() -> None:
+    rng = np.random.default_rng(3)
+    n_pos, n_codes = 3, 30
+    X = rng.integers(0, n_codes, size=(200, n_pos))
+    y = (X[:, 0] < 10) + np.cos(X[:, 1]) + 0.1 * rng.normal(size=len(X))
+    ensemble, _ = fit_surrogate("lightgbm", X, y, 0, n_trees=6, max_depth=2, min_child_samples=10)
+    everything = np.array(list(itertools.product(range(n_codes), repeat=n_pos)))
+    for exploration, weight in (("none", 0.0), ("bonus", 0.05)):
+        result = solve_acquisition(ensemble, [np.arange(n_codes)] * n_pos, n_codes, observed=X[:5],
+                                   exploration=exploration, exploration_weight=weight)
+        assert result.extra["n_groups"] < n_pos * n_codes / 2
+        values = acquisition_value(ensemble, everything, observed=X[:5], exploration=exploration,
+                                   exploration_weight=weight)
+        assert result.objective == pytest.approx(values.max(), abs=1e-6)
+
+
+@pytest.mark.parametrize("exploration", ["none", "bonus", "penalty"])
+def test_incremental_scores_equal_direct_scores(exploration: str) -> None:
+    ensemble, X = _problem("lightgbm", seed=4)
+    observed = X[:12]
+    scorer = IncrementalScorer(ensemble, ALLOWED, N_CODES, observed=observed, exploration=exploration,
+                               exploration_weight=0.3)
+    z = X[20]
+    moves = scorer.move_values(z)
+    for p in range(N_POS):
+        changed = np.repeat(z[None], N_CODES, axis=0)
+        changed[:, p] = np.arange(N_CODES)
+        direct = acquisition_value(ensemble, changed, observed=observed, exploration=exploration,
+                                   exploration_weight=0.3)
+        np.testing.assert_allclose(moves[p], direct, atol=1e-9)
+
+
+def test_local_search_returns_local_optima_inside_trust_region() -> None:
+    ensemble, X = _problem("lightgbm", seed=5)
+    observed = X[:10]
+    results = local_search_acquisition(ensemble, ALLOWED, N_CODES, X[:6], observed=observed, exploration="bonus",
+                                       exploration_weight=0.3, trust_centers=X[:1], trust_radius=2)
+    assert results and all(a.value >= b.value for a, b in zip(results, results[1:]))
+    scorer = IncrementalScorer(ensemble, ALLOWED, N_CODES, observed=observed, exploration="bonus",
+                               exploration_weight=0.3)
+    for r in results:
+        assert (r.latent != X[0]).sum() <= 2
+        moves = scorer.move_values(r.latent)
+        inside = np.array([[(np.where(np.arange(N_POS) == p, c, r.latent) != X[0]).sum() <= 2
+                            for c in range(N_CODES)] for p in range(N_POS)])
+        assert moves[inside].max() <= r.value + 1e-9
+    milp = solve_acquisition(ensemble, ALLOWED, N_CODES, observed=observed, exploration="bonus",
+                             exploration_weight=0.3, trust_centers=X[:1], trust_radius=2)
+    assert results[0].value <= milp.objective + 1e-9
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "catboost"])
+def test_lazy_distance_rows_reach_the_full_optimum(library: str) -> None:
+    ensemble, X = _problem(library, seed=6)
+    observed = X[:40]
+    values = acquisition_value(ensemble, ALL, observed=observed, exploration="bonus", exploration_weight=0.4)
+    lazy = solve_acquisition(ensemble, ALLOWED, N_CODES, observed=observed, exploration="bonus",
+                             exploration_weight=0.4, warm_start=X[0], lazy_rows=2)
+    full = solve_acquisition(ensemble, ALLOWED, N_CODES, observed=observed, exploration="bonus",
+                             exploration_weight=0.4, warm_start=X[0], lazy_rows=0)
+    assert lazy.objective == pytest.approx(values.max(), abs=1e-6)
+    assert full.objective == pytest.approx(values.max(), abs=1e-6)
+    assert lazy.bound >= values.max() - 1e-6
+    assert lazy.extra["lazy_rounds"] > 1 and lazy.extra["distance_rows"] < len(observed)
