@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -62,3 +63,28 @@ def mutate(parents: np.ndarray, data: Observations, rate: float, rng: np.random.
     fresh = space.sample(m, rng)
     children[flips] = fresh[flips]
     return children
+
+
+@dataclass(frozen=True)
+class PositionCategories:
+    """Per-position categories for surrogate models whose features are one categorical per position.
+
+    A position's categories are its allowed codes plus any code seen there in the data (after
+    retraining the data may use codes the mask no longer allows; the surrogate must still read
+    them). Positions with a single category are fixed and need no feature.
+    """
+
+    allowed: np.ndarray  # (P, K) bool
+    categories: list[np.ndarray]  # codes of each free position
+    free: np.ndarray  # indices of positions with more than one category
+    fixed: np.ndarray  # (P,) the code of every position with a single allowed code (argmax elsewhere)
+
+    @classmethod
+    def of(cls, data: Observations) -> PositionCategories:
+        space = data.space
+        allowed = space.allowed_mask().reshape(space.n_positions, -1)
+        seen = np.zeros_like(allowed)
+        seen[np.arange(space.n_positions)[None, :], data.flat] = True
+        candidates = allowed | seen
+        free = np.flatnonzero(candidates.sum(axis=1) > 1)
+        return cls(allowed, [np.flatnonzero(candidates[p]) for p in free], free, allowed.argmax(axis=1))
