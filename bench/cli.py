@@ -129,6 +129,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrain-initial-epochs", type=float, default=0.0, help="weighted fine-tune before query 1")
     parser.add_argument("--metrics-every", type=int, default=0, help="queries between FID/KID checkpoints (0: off)")
     parser.add_argument("--metrics-n", type=_positive_int, default=100, help="images per FID/KID subset")
+    parser.add_argument("--metric-features", default=None, metavar="LIST",
+                        help="feature extractors for FID/KID: 'task', 'inception' or 'task,inception' "
+                             "(image tasks; default: task)")
+    parser.add_argument("--inception-weights", default=None, metavar="PATH",
+                        help="local pt_inception-2015-12-05-6726825d.pth for Inception FID (no download)")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -137,11 +142,23 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return RunConfig(
         task=args.task, optimizer=args.optimizer, seed=args.seed, budget=args.budget, batch_size=args.batch_size,
         n_initial=args.n_initial, label=args.label,
-        optimizer_params=_key_values(args.opt, "--opt"), task_params=_key_values(args.task_opt, "--task-opt"),
+        optimizer_params=_key_values(args.opt, "--opt"), task_params=_task_params(args),
         retrain={"k": args.retrain_k, "every": args.retrain_every, "epochs": args.retrain_epochs,
                  "initial_epochs": args.retrain_initial_epochs},
         metrics={"every": args.metrics_every, "n_images": args.metrics_n},
     )
+
+
+def _task_params(args: argparse.Namespace) -> dict[str, Any]:
+    params = _key_values(args.task_opt, "--task-opt")
+    for key in ("metric_features", "inception_weights"):
+        if getattr(args, key) is not None:
+            value = getattr(args, key)
+            if key == "inception_weights" and not Path(value).expanduser().is_file():
+                raise UserError(f"--inception-weights {value!r} is not a file; give the path of "
+                                "pt_inception-2015-12-05-6726825d.pth")
+            params[key] = str(Path(value).expanduser().resolve()) if key == "inception_weights" else value
+    return params
 
 
 def cmd_run(args: argparse.Namespace) -> int:

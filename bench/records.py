@@ -48,6 +48,15 @@ def decode_latents(blobs: Any, shape: tuple[int, int], codebook_size: int) -> np
 # --- atomic file writes ---------------------------------------------------------------------
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` to ``path``."""
     path = Path(path)
@@ -55,6 +64,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared with colleagues
     try:
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
