@@ -163,7 +163,8 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     return Sweep(
         path=sweep_dir, runs=runs,
         records=_concat(records, record_columns, RUN_KEYS + [C.EVAL]),
-        metrics=_concat(metrics, metric_columns, RUN_KEYS + [C.METRIC_AT_QUERY, C.METRIC_SUBSET, C.METRIC_NAME]),
+        metrics=_concat(metrics, metric_columns, RUN_KEYS + [C.METRIC_AT_QUERY, C.METRIC_SUBSET, C.METRIC_REFERENCE,
+                                                            C.METRIC_NAME]),
         diagnostics=_concat(diagnostics, diag_columns, RUN_KEYS + [C.DIAG_BATCH]),
         infos=infos,
     )
