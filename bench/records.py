@@ -7,6 +7,7 @@ half-written one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -122,6 +123,15 @@ def write_pickle(path: Path, obj: Any) -> None:
             pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
     atomic_write(path, dump)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_pickle(path: Path) -> Any:

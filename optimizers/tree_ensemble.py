@@ -209,6 +209,41 @@ class TreeEnsemble:
         object.__setattr__(self, "_compiled", {})
 
 
+class _TreeBuilder:
+    """Collects nodes in depth-first order for :func:`_tree` (adapters build trees recursively)."""
+
+    def __init__(self) -> None:
+        self.feature: list[int] = []
+        self.threshold: list[float] = []
+        self.categories: list[np.ndarray | None] = []
+        self.left: list[int] = []
+        self.right: list[int] = []
+        self.value: list[float] = []
+
+    def leaf(self, value: float) -> int:
+        """Append a leaf; return its index."""
+        return self._append(-1, np.nan, None, float(value))
+
+    def split(self, feature: int, threshold: float, categories: np.ndarray | None) -> int:
+        """Append a split node whose children are set later with :meth:`children`."""
+        return self._append(int(feature), threshold, categories, 0.0)
+
+    def children(self, node: int, left: int, right: int) -> None:
+        self.left[node], self.right[node] = left, right
+
+    def _append(self, feature: int, threshold: float, categories: np.ndarray | None, value: float) -> int:
+        self.feature.append(feature)
+        self.threshold.append(threshold)
+        self.categories.append(categories)
+        self.left.append(-1)
+        self.right.append(-1)
+        self.value.append(value)
+        return len(self.feature) - 1
+
+    def build(self) -> Tree:
+        return _tree(self.feature, self.threshold, self.categories, self.left, self.right, self.value)
+
+
 # --- LightGBM -------------------------------------------------------------------------------
 
 
@@ -221,39 +256,25 @@ def from_lightgbm(booster: Any) -> TreeEnsemble:
     model = booster.dump_model()
     trees = []
     for info in model["tree_info"]:
-        feature: list[int] = []
-        threshold: list[float] = []
-        categories: list[np.ndarray | None] = []
-        left: list[int] = []
-        right: list[int] = []
-        value: list[float] = []
+        tree = _TreeBuilder()
 
         def add(node: dict[str, Any]) -> int:
-            k = len(feature)
-            feature.append(-1)
-            threshold.append(np.nan)
-            categories.append(None)
-            left.append(-1)
-            right.append(-1)
-            value.append(0.0)
             if "leaf_value" in node or "split_feature" not in node:
-                value[k] = float(node.get("leaf_value", 0.0))
-                return k
-            feature[k] = int(node["split_feature"])
+                return tree.leaf(float(node.get("leaf_value", 0.0)))
             if node["decision_type"] == "==":
-                categories[k] = np.array(sorted(int(c) for c in str(node["threshold"]).split("||")), dtype=np.int64)
+                cats = np.array(sorted(int(c) for c in str(node["threshold"]).split("||")), dtype=np.int64)
+                k = tree.split(int(node["split_feature"]), np.nan, cats)
             elif node["decision_type"] == "<=":
                 if node.get("missing_type") == "Zero":
                     raise ValueError("LightGBM numeric split with zero_as_missing is not supported")
-                threshold[k] = float(np.nextafter(float(node["threshold"]), np.inf))
+                k = tree.split(int(node["split_feature"]), float(np.nextafter(float(node["threshold"]), np.inf)), None)
             else:
                 raise ValueError(f"unsupported LightGBM decision type {node['decision_type']!r}")
-            left[k] = add(node["left_child"])
-            right[k] = add(node["right_child"])
+            tree.children(k, add(node["left_child"]), add(node["right_child"]))
             return k
 
         add(info["tree_structure"])
-        trees.append(_tree(feature, threshold, categories, left, right, value))
+        trees.append(tree.build())
     return TreeEnsemble(tuple(trees), 0.0, int(model["max_feature_idx"]) + 1)
 
 
@@ -335,34 +356,21 @@ def from_catboost(model: Any, pool: Any = None) -> TreeEnsemble:
         depth = len(splits)
         # One split per level; the leaf index has bit d set when split d holds. Build a complete
         # tree: a node at level d tests splits[d] and its "holds" child is the left one.
-        feature: list[int] = []
-        threshold: list[float] = []
-        categories: list[np.ndarray | None] = []
-        left: list[int] = []
-        right: list[int] = []
-        value: list[float] = []
+        tree = _TreeBuilder()
         split_desc = [_catboost_split(s, float_flat, cat_flat, hash_to_code) for s in splits]
 
         def add(level: int, leaf_index: int) -> int:
-            k = len(feature)
-            feature.append(-1)
-            threshold.append(np.nan)
-            categories.append(None)
-            left.append(-1)
-            right.append(-1)
-            value.append(0.0)
             if level == depth:
-                value[k] = float(leaf_values[leaf_index])
-                return k
+                return tree.leaf(float(leaf_values[leaf_index]))
             feat, thr, cats, holds_left = split_desc[level]
-            feature[k], threshold[k], categories[k] = feat, thr, cats
+            k = tree.split(feat, thr, cats)
             holds = add(level + 1, leaf_index | (1 << level))
             fails = add(level + 1, leaf_index)
-            left[k], right[k] = (holds, fails) if holds_left else (fails, holds)
+            tree.children(k, *((holds, fails) if holds_left else (fails, holds)))
             return k
 
         add(0, 0)
-        trees.append(_tree(feature, threshold, categories, left, right, value))
+        trees.append(tree.build())
     return TreeEnsemble(tuple(trees), bias, n_features)
 
 

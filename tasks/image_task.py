@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from bench import constants as C
 from bench.errors import UserError
-from bench.records import now_iso, read_json, write_json
+from bench.records import file_sha256, now_iso, read_json, write_json
 from bench.registry import stable_hash
 from bench.space import CodeGrid
 from bench.task import InitialData, RetrainableTask
@@ -60,15 +60,6 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class VQImageTask(RetrainableTask):

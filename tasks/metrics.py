@@ -33,7 +33,7 @@ import scipy.linalg
 
 from bench import constants as C
 from bench.errors import UserError
-from bench.records import atomic_write, now_iso, package_versions, read_json, write_json
+from bench.records import atomic_write, file_sha256, now_iso, package_versions, read_json, write_json
 
 #: environment variables that configure the metrics (task parameters take precedence)
 ENV_INCEPTION_WEIGHTS = "BENCH_INCEPTION_WEIGHTS"  # path of pt_inception-2015-12-05-6726825d.pth
@@ -174,14 +174,6 @@ class FeatureExtractor(Protocol):
         """Features of a batch of images."""
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sha256_state(module: Any) -> str:
     """Hash of a torch module's architecture (its repr) and its parameters and buffers."""
     digest = hashlib.sha256(repr(module).encode())
@@ -301,7 +293,7 @@ class InceptionFeatures:
         from pytorch_fid.inception import InceptionV3
 
         self.weights_path = resolve_inception_weights(weights_path, download)
-        self.weights_sha256 = _sha256_file(self.weights_path)
+        self.weights_sha256 = file_sha256(self.weights_path)
         self.reportable = self.weights_sha256.startswith(INCEPTION_SHA256_PREFIX)
         self.label = INCEPTION_LABEL if self.reportable else f"{INCEPTION_LABEL}:UNVERIFIED-{self.weights_sha256[:8]}"
         if not self.reportable:

@@ -12,7 +12,8 @@ import torch
 from bench.errors import UserError
 from bench.registry import task_spec
 from tasks import faces
-from tasks.image_task import MANIFEST_FILE, file_sha256, pearson
+from bench.records import file_sha256
+from tasks.image_task import MANIFEST_FILE, pearson
 from tasks.smile_synthetic import HIGH_SMILE, SMILE_THRESHOLD, SmileSyntheticTask
 
 torch.set_num_threads(1)
