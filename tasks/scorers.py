@@ -28,7 +28,22 @@ from tqdm import tqdm
 SMILE_MAX = 5.0
 
 
-class SmileScorer(nn.Module):
+class _SmileRegressor(nn.Module):
+    """A ``body`` then a ``head`` whose single output is squashed to [0, 5] (subclasses build both)."""
+
+    body: nn.Module
+    head: nn.Module
+
+    def regress(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 1) smile degree in [0, 5]."""
+        return SMILE_MAX * torch.sigmoid(self.head(self.body(images - 0.5)))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,) smile degree in [0, 5]."""
+        return self.regress(images)[:, 0]
+
+
+class SmileScorer(_SmileRegressor):
     """Smile degree in [0, 5] of 64x64 RGB images in [0, 1] (strided convs, global average pool)."""
 
     def __init__(self, width: int = 24) -> None:
@@ -43,16 +58,8 @@ class SmileScorer(nn.Module):
         )
         self.head = nn.Linear(w * 3, 1)
 
-    def regress(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1) smile degree in [0, 5]."""
-        return SMILE_MAX * torch.sigmoid(self.head(self.body(images - 0.5)))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N,) smile degree in [0, 5]."""
-        return self.regress(images)[:, 0]
-
-
-class HeldoutSmileScorer(nn.Module):
+class HeldoutSmileScorer(_SmileRegressor):
     """Independent smile regressor: half-resolution input, 5x5 convs with max-pooling, MLP head."""
 
     def __init__(self, width: int = 24) -> None:
@@ -66,14 +73,6 @@ class HeldoutSmileScorer(nn.Module):
             nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Linear(w * 3 * 16, 64), nn.ReLU(), nn.Linear(64, 1))
-
-    def regress(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1) smile degree in [0, 5]."""
-        return SMILE_MAX * torch.sigmoid(self.head(self.body(images - 0.5)))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N,) smile degree in [0, 5]."""
-        return self.regress(images)[:, 0]
 
 
 class FeatureNetwork(nn.Module):
