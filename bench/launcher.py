@@ -367,8 +367,34 @@ def launch(spec: SweepSpec, sweep_dir: Path, executor_kind: str, *, profile: Pro
     if wait_timeout_s is None:
         waves = math.ceil(len(jobs) / (local_slots(profile) if executor_kind == "local" else profile.array_parallelism))
         wait_timeout_s = 60.0 * profile.timeout_min * (profile.max_timeouts + 1) * waves + 600.0
-    reports, lost, unfinished = wait_for_jobs(executor_kind, jobs, wait_timeout_s, log)
+    progress = QueryProgress(sweep_dir, todo) if executor_kind != "debug" else None
+    reports, lost, unfinished = wait_for_jobs(executor_kind, jobs, wait_timeout_s, log, progress)
     return LaunchResult(launch_file, job_ids, reports, lost, unfinished, time.perf_counter() - started)
+
+
+class QueryProgress:
+    """A progress bar over the optimizer queries of the launched runs, read from their run.json."""
+
+    def __init__(self, sweep_dir: Path, runs: Sequence[RunConfig]) -> None:
+        from tqdm import tqdm
+
+        self.folders = [(run_folder(sweep_dir, c), c.budget) for c in runs]
+        self.bar = tqdm(total=sum(budget for _, budget in self.folders), desc=f"sweep ({len(runs)} runs)",
+                        unit="query", dynamic_ncols=True)
+
+    def update(self) -> None:
+        done = 0
+        for folder, budget in self.folders:
+            try:
+                done += min(int(folder.read_run().get("queries_done", 0)), budget)
+            except (OSError, ValueError):
+                pass  # not started yet
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.update()
+        self.bar.close()
 
 
 def _job_report(kind: str, job: submitit.Job) -> JobReport:
@@ -385,8 +411,8 @@ def _job_report(kind: str, job: submitit.Job) -> JobReport:
     return value
 
 
-def wait_for_jobs(kind: str, jobs: Sequence[submitit.Job], timeout_s: float,
-                  log: Any = print) -> tuple[list[JobReport], list[str], list[str]]:
+def wait_for_jobs(kind: str, jobs: Sequence[submitit.Job], timeout_s: float, log: Any = print,
+                  progress: QueryProgress | None = None) -> tuple[list[JobReport], list[str], list[str]]:
     """Collect job reports; return (reports, lost job ids, job ids still unfinished at the timeout).
 
     Never calls submitit's blocking waits on SLURM jobs (they hang without ``sacct`` when a job
@@ -401,6 +427,8 @@ def wait_for_jobs(kind: str, jobs: Sequence[submitit.Job], timeout_s: float,
     deadline = time.monotonic() + timeout_s
     last_queue_check = -math.inf
     while pending:
+        if progress is not None:
+            progress.update()
         for job_id, job in list(pending.items()):
             if kind == "debug" or job.paths.result_pickle.exists() or (kind == "local" and job.done()):
                 del pending[job_id]
@@ -430,6 +458,8 @@ def wait_for_jobs(kind: str, jobs: Sequence[submitit.Job], timeout_s: float,
                 "(they go on; see bench status)")
             break
         time.sleep(POLL_S)
+    if progress is not None:
+        progress.close()
     return reports, lost, sorted(pending)
 
 
