@@ -95,6 +95,30 @@ def acquisition_value(ensemble: TreeEnsemble, latents: np.ndarray, *, observed: 
     return value
 
 
+class _Columns:
+    """Accumulates columns (variables) with cost, bounds and integrality; hands out their indices."""
+
+    def __init__(self) -> None:
+        self.cost: list[float] = []
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+        self.integer: list[bool] = []
+
+    @property
+    def n(self) -> int:
+        return len(self.cost)
+
+    def add(self, cost: Any, lower: float, upper: float, integer: bool) -> np.ndarray:
+        """Append ``len(cost)`` columns sharing bounds and integrality; return their indices."""
+        cost = np.atleast_1d(np.asarray(cost, dtype=np.float64))
+        first = self.n
+        self.cost.extend(cost.tolist())
+        self.lower.extend([lower] * len(cost))
+        self.upper.extend([upper] * len(cost))
+        self.integer.extend([integer] * len(cost))
+        return np.arange(first, self.n)
+
+
 class _Rows:
     """Accumulates sparse rows ``lower <= a.x <= upper``."""
 
@@ -263,9 +287,9 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
 
     # --- leaf columns --------------------------------------------------------------------
     leaf_col = np.full(len(comp.feature), -1, dtype=np.int64)
-    col_cost: list[float] = [0.0] * n_x
+    columns = _Columns()
+    columns.add(np.zeros(n_x), 0.0, 1.0, True)  # one binary per (position, code group)
     offset = comp.base_score
-    next_col = n_x
     tree_leaves: list[np.ndarray] = []
     for t, tree in enumerate(ensemble.trees):
         root = int(comp.roots[t])
@@ -274,11 +298,9 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
             tree_leaves.append(np.empty(0, dtype=np.int64))
             continue
         leaves = root + np.flatnonzero(tree.feature < 0)
-        leaf_col[leaves] = np.arange(next_col, next_col + len(leaves))
-        col_cost.extend(comp.value[leaves].tolist())
-        next_col += len(leaves)
+        leaf_col[leaves] = columns.add(comp.value[leaves], 0.0, 1.0, False)
         tree_leaves.append(leaves)
-    n_leaf_cols = next_col - n_x
+    n_leaf_cols = columns.n - n_x
 
     rows = _Rows()
     # one group per kept position
@@ -324,9 +346,6 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
                      0.0, 0.0)
 
     n_kept = len(kept)
-    col_lower = [0.0] * next_col
-    col_upper = [1.0] * next_col
-    integrality = [1] * n_x + [0] * n_leaf_cols
 
     def point_cols(z: np.ndarray) -> np.ndarray:
         cols = group_col[kept, z[kept]]
@@ -335,23 +354,14 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     # distance term
     d_col = -1
     if exploration != "none":
-        d_col = next_col
-        next_col += 1
-        col_cost.append(exploration_weight if exploration == "bonus" else -exploration_weight)
-        col_lower.append(0.0)
-        col_upper.append(float(n_kept))
-        integrality.append(0)
+        weight = exploration_weight if exploration == "bonus" else -exploration_weight
+        d_col = int(columns.add(weight, 0.0, float(n_kept), False)[0])
         obs_cols = _unique_rows(observed, kept, group_col)
         if exploration == "bonus":  # d <= P - matches(i)
             for cols in obs_cols:
                 rows.add(np.append(cols, d_col), np.ones(len(cols) + 1), -np.inf, float(n_kept))
         else:  # d >= P - matches(i) - P (1 - a_i), exactly one a_i
-            a_cols = np.arange(next_col, next_col + len(obs_cols))
-            next_col += len(obs_cols)
-            col_cost.extend([0.0] * len(obs_cols))
-            col_lower.extend([0.0] * len(obs_cols))
-            col_upper.extend([1.0] * len(obs_cols))
-            integrality.extend([1] * len(obs_cols))
+            a_cols = columns.add(np.zeros(len(obs_cols)), 0.0, 1.0, True)
             for cols, a in zip(obs_cols, a_cols):
                 rows.add(np.concatenate([cols, [d_col, a]]),
                          np.concatenate([np.ones(len(cols)), [1.0, -float(n_kept)]]), 0.0, np.inf)
@@ -364,12 +374,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
             cols = point_cols(centers[0])
             rows.add(cols, np.ones(len(cols)), n_kept - radius, np.inf)
         else:
-            b_cols = np.arange(next_col, next_col + len(centers))
-            next_col += len(centers)
-            col_cost.extend([0.0] * len(centers))
-            col_lower.extend([0.0] * len(centers))
-            col_upper.extend([1.0] * len(centers))
-            integrality.extend([1] * len(centers))
+            b_cols = columns.add(np.zeros(len(centers)), 0.0, 1.0, True)
             for c, b in zip(centers, b_cols):
                 cols = point_cols(c)
                 rows.add(np.append(cols, b), np.append(np.ones(len(cols)), -(n_kept - radius)), 0.0, np.inf)
@@ -385,8 +390,9 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
         rows.add(cols, np.ones(len(cols)), -np.inf, n_kept - 1.0)
         n_cuts += 1
 
+    next_col = columns.n
     matrix = rows.matrix(next_col)
-    n_bin = int(sum(integrality))
+    n_bin = int(sum(columns.integer))
     build_s = time.perf_counter() - t_build
 
     if n_x == 0 or all(len(group_codes[g]) == len(allowed[group_pos[g]]) for g in range(n_x)) and n_leaf_cols == 0:
@@ -406,9 +412,9 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     lp = highspy.HighsLp()
     lp.num_col_ = next_col
     lp.num_row_ = matrix.shape[0]
-    lp.col_cost_ = np.asarray(col_cost, dtype=np.float64)
-    lp.col_lower_ = np.asarray(col_lower, dtype=np.float64)
-    lp.col_upper_ = np.asarray(col_upper, dtype=np.float64)
+    lp.col_cost_ = np.asarray(columns.cost, dtype=np.float64)
+    lp.col_lower_ = np.asarray(columns.lower, dtype=np.float64)
+    lp.col_upper_ = np.asarray(columns.upper, dtype=np.float64)
     lp.row_lower_ = np.asarray(rows.lower, dtype=np.float64)
     lp.row_upper_ = np.asarray(rows.upper, dtype=np.float64)
     lp.offset_ = float(offset)
@@ -420,7 +426,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     lp.a_matrix_.num_col_ = next_col
     lp.a_matrix_.num_row_ = matrix.shape[0]
     lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                       for i in integrality]
+                       for i in columns.integer]
     h.passModel(lp)
 
     if warm_start is not None:
