@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.optimizer import Observations
+from bench.core.optimizer import Observations
 
 
 def latent_key(latent: np.ndarray) -> bytes:

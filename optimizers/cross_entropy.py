@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.optimizer import Observations, Optimizer
-from bench.registry import register_optimizer
-from bench.space import CodeGrid
-from optimizers._common import distinct_batch, empirical_code_probs
+from bench.core.optimizer import Observations, Optimizer
+from bench.core.registry import register_optimizer
+from bench.core.space import CodeGrid
+from bench.optimizers._common import distinct_batch, empirical_code_probs
 
 
 @register_optimizer("cross-entropy", presets={"greedy": {"elite_fraction": 0.05, "smoothing": 0.01}})

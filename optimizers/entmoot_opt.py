@@ -37,11 +37,11 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from bench.errors import UserError
-from bench.optimizer import Observations, Optimizer
-from bench.registry import register_optimizer
-from bench.space import CodeGrid
-from optimizers._common import PositionCategories, distinct_batch
+from bench.core.errors import UserError
+from bench.core.optimizer import Observations, Optimizer
+from bench.core.registry import register_optimizer
+from bench.core.space import CodeGrid
+from bench.optimizers._common import PositionCategories, distinct_batch
 
 #: Name under which :func:`register_highs_adapter` registers the HiGHS adapter in Pyomo.
 HIGHS_ADAPTER = "entmoot-appsi-highs"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizers.milp import EXPLORATION_MODES
-from optimizers.tree_ensemble import TreeEnsemble
+from bench.optimizers.milp import EXPLORATION_MODES
+from bench.optimizers.tree_ensemble import TreeEnsemble
 
 
 @dataclass

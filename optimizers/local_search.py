@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.optimizer import Observations, Optimizer
-from bench.registry import register_optimizer
-from bench.space import CodeGrid
-from optimizers._common import distinct_batch, latent_key, mutate
+from bench.core.optimizer import Observations, Optimizer
+from bench.core.registry import register_optimizer
+from bench.core.space import CodeGrid
+from bench.optimizers._common import distinct_batch, latent_key, mutate
 
 
 @register_optimizer("local-search")

@@ -32,7 +32,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from optimizers.tree_ensemble import TreeEnsemble
+from bench.optimizers.tree_ensemble import TreeEnsemble
 
 EXPLORATION_MODES = ("none", "bonus", "penalty")
 

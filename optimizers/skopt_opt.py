@@ -40,10 +40,10 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from bench.optimizer import Observations, Optimizer
-from bench.registry import register_optimizer
-from bench.space import CodeGrid
-from optimizers._common import PositionCategories, distinct_batch, latent_key
+from bench.core.optimizer import Observations, Optimizer
+from bench.core.registry import register_optimizer
+from bench.core.space import CodeGrid
+from bench.optimizers._common import PositionCategories, distinct_batch, latent_key
 
 Transform = Literal["auto", "onehot", "label"]
 

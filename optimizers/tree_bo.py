@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.optimizer import Observations, Optimizer
-from bench.registry import register_optimizer
-from bench.space import CodeGrid
-from optimizers._common import distinct_batch, latent_key, mutate
-from optimizers.local_acquisition import local_search_acquisition
-from optimizers.milp import EXPLORATION_MODES, solve_acquisition
-from optimizers.tree_ensemble import TreeEnsemble, from_catboost, from_lightgbm, from_xgboost
+from bench.core.optimizer import Observations, Optimizer
+from bench.core.registry import register_optimizer
+from bench.core.space import CodeGrid
+from bench.optimizers._common import distinct_batch, latent_key, mutate
+from bench.optimizers.local_acquisition import local_search_acquisition
+from bench.optimizers.milp import EXPLORATION_MODES, solve_acquisition
+from bench.optimizers.tree_ensemble import TreeEnsemble, from_catboost, from_lightgbm, from_xgboost
 
 LIBRARIES = ("lightgbm", "xgboost", "catboost")
 #: learning rate when none is given: CatBoost's one-hot splits isolate one code each, so it

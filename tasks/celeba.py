@@ -48,10 +48,10 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
-from bench.errors import UserError
-from bench.registry import register_task
-from tasks.image_task import VQImageTask
-from tasks.vqvae import CHANNELS_LAST, save_torch
+from bench.core.errors import UserError
+from bench.core.registry import register_task
+from bench.tasks.image_task import VQImageTask
+from bench.tasks.vqvae import CHANNELS_LAST, save_torch
 
 ROOT_ENV = "CELEBA_ROOT"
 IMAGE_DIR = "img_align_celeba"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import constants as C
-from bench.registry import register_task
-from bench.space import CodeGrid
-from bench.task import InitialData, Task
+from bench.core import constants as C
+from bench.core.registry import register_task
+from bench.core.space import CodeGrid
+from bench.core.task import InitialData, Task
 
 
 @register_task(

@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bench import constants as C
-from bench.errors import UserError
-from bench.records import file_sha256, now_iso, read_json, write_json
-from bench.registry import stable_hash
-from bench.space import CodeGrid
-from bench.task import InitialData, RetrainableTask
-from tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
+from bench.core import constants as C
+from bench.core.errors import UserError
+from bench.store.files import file_sha256, now_iso, read_json, write_json
+from bench.core.registry import stable_hash
+from bench.core.space import CodeGrid
+from bench.core.task import InitialData, RetrainableTask
+from bench.tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
                          resolve_device, save_checkpoint, train_vqvae)
 
 log = logging.getLogger(__name__)
@@ -464,9 +464,9 @@ class VQImageTask(RetrainableTask):
     def set_metrics(self, images: np.ndarray, subset: str) -> list[dict[str, Any]]:
         """FID/KID rows for a set of queried images: delegated to ``tasks.metrics`` when present."""
         try:
-            from tasks import metrics
+            from bench.tasks import metrics
         except ModuleNotFoundError as exc:
-            if exc.name != "tasks.metrics":
+            if exc.name != "bench.tasks.metrics":
                 raise
             return []
         compute = getattr(metrics, "image_set_metrics", None)

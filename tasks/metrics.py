@@ -31,9 +31,9 @@ from typing import Any, Iterator, Protocol, Sequence
 import numpy as np
 import scipy.linalg
 
-from bench import constants as C
-from bench.errors import UserError
-from bench.records import atomic_write, file_sha256, now_iso, package_versions, read_json, write_json
+from bench.core import constants as C
+from bench.core.errors import UserError
+from bench.store.files import atomic_write, file_sha256, now_iso, package_versions, read_json, write_json
 
 #: environment variables that configure the metrics (task parameters take precedence)
 ENV_INCEPTION_WEIGHTS = "BENCH_INCEPTION_WEIGHTS"  # path of pt_inception-2015-12-05-6726825d.pth

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.registry import register_task
-from tasks.image_task import VQImageTask
-from tasks.vqvae import VQVAEConfig
+from bench.core.registry import register_task
+from bench.tasks.image_task import VQImageTask
+from bench.tasks.vqvae import VQVAEConfig
 
 IMAGE_SIZE = 64
 #: a pixel is shaded when its decoded value exceeds this

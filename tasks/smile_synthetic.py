@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bench.errors import UserError
-from bench.registry import register_task
-from tasks import faces
-from tasks.image_task import VQImageTask, pearson
-from tasks.scorers import (FeatureNetwork, HeldoutSmileScorer, SmileScorer, build_network, load_half, predict,
+from bench.core.errors import UserError
+from bench.core.registry import register_task
+from bench.tasks import faces
+from bench.tasks.image_task import VQImageTask, pearson
+from bench.tasks.scorers import (FeatureNetwork, HeldoutSmileScorer, SmileScorer, build_network, load_half, predict,
                            r2_score, save_half, train_regressor)
-from tasks.vqvae import VQVAEConfig, decode_np, encode_np
+from bench.tasks.vqvae import VQVAEConfig, decode_np, encode_np
 
 #: the VQ-VAE and the initial design see only faces below this smile degree (the paper: <= 2 of 5)
 SMILE_THRESHOLD = 2.5

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +433,7 @@ _FULL_PRECISION_BUFFERS = ("quantizer.cluster_size", "quantizer.embed_avg")
 def save_torch(payload: Any, path: Path) -> None:
     """``torch.save`` atomically and byte-reproducibly: the same payload always gives the same file
     (saving to a path would name the archive's inner folder after the random temporary file)."""
-    from bench.records import atomic_write
+    from bench.store.files import atomic_write
 
     buffer = io.BytesIO()
     torch.save(payload, buffer)

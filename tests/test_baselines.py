@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.config import RunConfig
-from bench.experiment import run
-from bench.registry import optimizer_spec, task_spec
+from bench.core.config import RunConfig
+from bench.run.loop import run
+from bench.core.registry import optimizer_spec, task_spec
 
 SEEDS = range(4)
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import constants as C
-from bench.cli import main
-from bench.config import RunConfig
-from bench.errors import UserError
-from bench.registry import task_spec
-from bench.runner import execute_run, run_folder
-from tasks.celeba import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, CelebAFolder, CelebASmileTask
+from bench.core import constants as C
+from bench.cli.main import main
+from bench.core.config import RunConfig
+from bench.core.errors import UserError
+from bench.core.registry import task_spec
+from bench.run.runner import execute_run, run_folder
+from bench.tasks.celeba import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, CelebAFolder, CelebASmileTask
 
 torch.set_num_threads(1)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import constants as C
-from bench.cli import main
-from bench.records import RunFolder
+from bench.core import constants as C
+from bench.cli.main import main
+from bench.store.files import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from bench.optimizer import Observations
-from bench.space import CodeGrid
-from optimizers.entmoot_opt import Entmoot, EntmootUnavailable, _encode, _problem_config, entmoot_acquisition
+from bench.core.optimizer import Observations
+from bench.core.space import CodeGrid
+from bench.optimizers.entmoot_opt import Entmoot, EntmootUnavailable, _encode, _problem_config, entmoot_acquisition
 
 POSITIONS, CODES = 3, 4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import faces
+from bench.tasks import faces
 
 
 def test_generate_is_deterministic_per_seed_and_in_range() -> None:

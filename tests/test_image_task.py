@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench import constants as C
-from bench.config import RunConfig
-from bench.errors import UserError
-from bench.experiment import run
-from bench.registry import optimizer_spec
-from tasks.image_task import MANIFEST_FILE, SPLITS, VQImageTask, pearson
-from tasks.vqvae import VQVAEConfig
+from bench.core import constants as C
+from bench.core.config import RunConfig
+from bench.core.errors import UserError
+from bench.run.loop import run
+from bench.core.registry import optimizer_spec
+from bench.tasks.image_task import MANIFEST_FILE, SPLITS, VQImageTask, pearson
+from bench.tasks.vqvae import VQVAEConfig
 
 torch.set_num_threads(1)
 

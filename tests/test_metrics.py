@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import constants as C
-from bench.errors import UserError
-from tasks import metrics as M
+from bench.core import constants as C
+from bench.core.errors import UserError
+from bench.tasks import metrics as M
 
 
 def gaussian_features(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from optimizers.local_acquisition import IncrementalScorer, local_search_acquisition
-from optimizers.milp import acquisition_value, solve_acquisition
-from optimizers.tree_bo import fit_surrogate
+from bench.optimizers.local_acquisition import IncrementalScorer, local_search_acquisition
+from bench.optimizers.milp import acquisition_value, solve_acquisition
+from bench.optimizers.tree_bo import fit_surrogate
 
 N_POS, N_CODES = 4, 5
 ALL = np.array(list(itertools.product(range(N_CODES), repeat=N_POS)))

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import registry
-from bench.optimizer import Observations
-from bench.task import Task
+from bench.core import registry
+from bench.core.optimizer import Observations
+from bench.core.task import Task
 
 TASK = "closed-form"
 N_INITIAL = 20

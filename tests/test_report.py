@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import constants as C
-from bench import report as R
-from bench.aggregate import load_sweep
-from bench.cli import main
-from bench.records import RunFolder, encode_latent, records_frame, write_frame, write_pickle
-from bench.task import InitialData
+from bench.core import constants as C
+from bench.analysis import report as R
+from bench.analysis.aggregate import load_sweep
+from bench.cli.main import main
+from bench.store.files import RunFolder, encode_latent, records_frame, write_frame, write_pickle
+from bench.core.task import InitialData
 
 SEEDS = range(6)
 GRID = {"height": 2, "width": 2, "codebook_size": 8}

@@ -16,16 +16,16 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import constants as C
-from bench import registry
-from bench.config import RunConfig
-from bench.experiment import _STREAM_RETRAIN, harness_rng, rank_weights, run
-from bench.optimizer import Observations, Optimizer
-from bench.records import RunFolder
-from bench.runner import execute_run, run_folder
-from bench.space import CodeGrid
-from bench.task import InitialData, RetrainableTask
-from tasks.metrics import image_set_metrics
+from bench.core import constants as C
+from bench.core import registry
+from bench.core.config import RunConfig
+from bench.run.loop import _STREAM_RETRAIN, harness_rng, rank_weights, run
+from bench.core.optimizer import Observations, Optimizer
+from bench.store.files import RunFolder
+from bench.run.runner import execute_run, run_folder
+from bench.core.space import CodeGrid
+from bench.core.task import InitialData, RetrainableTask
+from bench.tasks.metrics import image_set_metrics
 
 LEVELS = 8
 FAKE_TASK = "versioned-fake"
@@ -289,7 +289,7 @@ def test_resumed_run_gives_identical_records(uninterrupted_run: RunFolder, tmp_p
 @pytest.mark.slow
 def test_weighted_retraining_on_shapes_is_real_reproducible_and_resumable(tmp_path: Path) -> None:
     """A briefly trained `shapes` VQ-VAE (~15 s), fine-tuned for real every 2 queries; validity thresholds off."""
-    from tasks.shapes import ShapesTask
+    from bench.tasks.shapes import ShapesTask
 
     class BrieflyTrainedShapes(ShapesTask):
         # `prepare --quick` (1 epoch of 512 images) decodes blank images here: survival corr is NaN

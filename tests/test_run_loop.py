@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import constants as C
-from bench.config import RunConfig
-from bench.experiment import run
-from bench.optimizer import Observations, Optimizer
-from bench.records import RunFolder, decode_latents, read_frame, records_frame, write_frame
-from bench.registry import task_spec
-from bench.runner import execute_run, run_folder
+from bench.core import constants as C
+from bench.core.config import RunConfig
+from bench.run.loop import run
+from bench.core.optimizer import Observations, Optimizer
+from bench.store.files import RunFolder, decode_latents, read_frame, records_frame, write_frame
+from bench.core.registry import task_spec
+from bench.run.runner import execute_run, run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_failed_run_is_marked_and_retried(tmp_path: Path) -> None:
 def test_records_round_trip_through_parquet(tmp_path: Path) -> None:
     config = RunConfig(task="closed-form", optimizer="evolution", seed=0, budget=5, batch_size=2)
     task = task_spec("closed-form").build()
-    from bench.registry import optimizer_spec
+    from bench.core.registry import optimizer_spec
     rows, _ = run_all(optimizer_spec("evolution").build(task.space, 0), config)
     frame = records_frame(rows)
     write_frame(tmp_path / "r.parquet", frame)

@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import constants as C
-from bench.cli import main
-from bench.config import RunConfig
-from bench.registry import task_spec
-from bench.runner import execute_run, run_folder
-from tasks.image_task import MANIFEST_FILE
-from tasks.shapes import HIGH_SIDES, ShapesTask, shaded_pixels, square_images
+from bench.core import constants as C
+from bench.cli.main import main
+from bench.core.config import RunConfig
+from bench.core.registry import task_spec
+from bench.run.runner import execute_run, run_folder
+from bench.tasks.image_task import MANIFEST_FILE
+from bench.tasks.shapes import HIGH_SIDES, ShapesTask, shaded_pixels, square_images
 
 torch.set_num_threads(1)
 SHIPPED = Path(__file__).resolve().parents[1] / "tasks" / "artifacts" / "shapes"

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from bench import registry
-from bench.optimizer import Observations
-from bench.space import CodeGrid
+from bench.core import registry
+from bench.core.optimizer import Observations
+from bench.core.space import CodeGrid
 
 NAMES = ["skopt-rf", "skopt-et", "skopt-gbrt", "skopt-gp"]
 

@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench import constants as C
-from bench.launcher import (Profile, SweepJob, format_status, launch, make_executor, slurm_available, sweep_status,
+from bench.core import constants as C
+from bench.sweep.launch import (Profile, SweepJob, format_status, launch, make_executor, slurm_available, sweep_status,
                             wait_for_jobs)
-from bench.runner import execute_run, run_folder
-from bench.sweep import parse_spec, write_resolved
+from bench.run.runner import execute_run, run_folder
+from bench.sweep.spec import parse_spec, write_resolved
 
 pytestmark = [
     pytest.mark.slurm,

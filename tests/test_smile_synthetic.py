@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import UserError
-from bench.registry import task_spec
-from tasks import faces
-from bench.records import file_sha256
-from tasks.image_task import MANIFEST_FILE, pearson
-from tasks.smile_synthetic import HIGH_SMILE, SMILE_THRESHOLD, SmileSyntheticTask
+from bench.core.errors import UserError
+from bench.core.registry import task_spec
+from bench.tasks import faces
+from bench.store.files import file_sha256
+from bench.tasks.image_task import MANIFEST_FILE, pearson
+from bench.tasks.smile_synthetic import HIGH_SMILE, SMILE_THRESHOLD, SmileSyntheticTask
 
 torch.set_num_threads(1)
 

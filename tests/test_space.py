@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.space import CodeGrid, InvalidLatents
+from bench.core.space import CodeGrid, InvalidLatents
 
 
 def test_validate_accepts_and_converts() -> None:

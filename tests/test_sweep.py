@@ -10,15 +10,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench import constants as C
-from bench.cli import main as bench_main
-from bench.config import ConfigError
-from bench.launcher import (LAUNCHES_DIR, PROFILES_DIR, Profile, format_status, launch, load_profile, plan_jobs,
+from bench.core import constants as C
+from bench.cli.main import main as bench_main
+from bench.core.config import ConfigError
+from bench.sweep.launch import (LAUNCHES_DIR, PROFILES_DIR, Profile, format_status, launch, load_profile, plan_jobs,
                             plan_local_jobs, sweep_status)
-from bench.records import read_json
-from bench.registry import UnknownName
-from bench.runner import execute_run, run_folder
-from bench.sweep import SWEEP_FILE, load_spec, parse_spec, read_resolved_runs, write_resolved
+from bench.store.files import read_json
+from bench.core.registry import UnknownName
+from bench.run.runner import execute_run, run_folder
+from bench.sweep.spec import SWEEP_FILE, load_spec, parse_spec, read_resolved_runs, write_resolved
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC: dict[str, Any] = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import registry
-from bench.config import RunConfig
-from bench.experiment import run
-from bench.optimizer import Observations
-from optimizers.tree_bo import TreeEnsembleBO
+from bench.core import registry
+from bench.core.config import RunConfig
+from bench.run.loop import run
+from bench.core.optimizer import Observations
+from bench.optimizers.tree_bo import TreeEnsembleBO
 
 SEEDS = (0, 1, 2)
 BUDGET = 30
@@ -70,7 +70,7 @@ def test_trust_region_keeps_proposals_near_the_incumbent() -> None:
 
 
 def test_failed_solve_falls_back_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    import optimizers.tree_bo as tree_bo
+    import bench.optimizers.tree_bo as tree_bo
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("solver exploded")

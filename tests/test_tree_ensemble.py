@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from optimizers.tree_bo import fit_surrogate
-from optimizers.tree_ensemble import from_catboost, from_lightgbm, from_xgboost
-from tasks.closed_form import ClosedFormTask
+from bench.optimizers.tree_bo import fit_surrogate
+from bench.optimizers.tree_ensemble import from_catboost, from_lightgbm, from_xgboost
+from bench.tasks.closed_form import ClosedFormTask
 
 N_POS, N_CODES = 6, 12
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import UserError
-from tasks.vqvae import (VQVAE, EMAQuantizer, VQVAEConfig, _batch_order, code_statistics, decode_np, encode_np,
+from bench.core.errors import UserError
+from bench.tasks.vqvae import (VQVAE, EMAQuantizer, VQVAEConfig, _batch_order, code_statistics, decode_np, encode_np,
                          load_checkpoint, resolve_device, save_checkpoint, train_vqvae)
 
 torch.set_num_threads(1)

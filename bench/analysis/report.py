@@ -16,11 +16,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bench import analysis as A
-from bench import constants as C
-from bench.aggregate import (BATCH_SIZE, BUDGET, FLAG, METHOD, OPTIMIZER_NAME, PATH, QUERIES_DONE, RUN_KEYS,
+from bench.analysis import stats as A
+from bench.core import constants as C
+from bench.analysis.aggregate import (BATCH_SIZE, BUDGET, FLAG, METHOD, OPTIMIZER_NAME, PATH, QUERIES_DONE, RUN_KEYS,
                              STATUS, Sweep, best_so_far_curves, load_sweep)
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 REPORT_DIR = "report"
 FIGURE_FORMATS = ("png", "pdf")
@@ -364,7 +364,7 @@ def plot_seconds_per_proposal(frame: pd.DataFrame, folder: Path) -> list[Path]:
 
 def _task_for(sweep: Sweep, task_name: str) -> Any:
     """Build the task of a sweep's runs with their parameters (None when it cannot be built)."""
-    from bench.registry import task_spec
+    from bench.core.registry import task_spec
 
     run = sweep.complete_runs[sweep.complete_runs[C.TASK] == task_name].iloc[0]
     params = sweep.info(run).get("config", {}).get("task_params", {})
@@ -373,7 +373,7 @@ def _task_for(sweep: Sweep, task_name: str) -> Any:
 
 def _query_images(path: str) -> np.ndarray | None:
     """The exact images a run scored (uint8, from its checkpoint), or None when not stored."""
-    from bench.records import RunFolder
+    from bench.store.files import RunFolder
 
     saved = RunFolder(Path(path)).read_checkpoint()
     images = getattr(saved[3], "query_images", None) if saved is not None else None
@@ -389,7 +389,7 @@ def top_images(sweep: Sweep, task_name: str, k: int) -> tuple[np.ndarray | None,
     Returns (training images or None, images per method, note); (None, {}, reason) when the
     task has no images or cannot be built.
     """
-    from bench.records import decode_latents
+    from bench.store.files import decode_latents
 
     try:
         task = _task_for(sweep, task_name)

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError, RunConfig
-from bench.records import read_json, write_json
-from bench.registry import optimizer_spec, task_spec
-from bench.runner import run_folder
+from bench.core.config import ConfigError, RunConfig
+from bench.store.files import read_json, write_json
+from bench.core.registry import optimizer_spec, task_spec
+from bench.run.runner import run_folder
 
 SWEEP_FILE = "sweep.json"
 

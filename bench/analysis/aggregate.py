@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import constants as C
-from bench.errors import UserError
-from bench.records import RunFolder, iter_run_folders
+from bench.core import constants as C
+from bench.core.errors import UserError
+from bench.store.files import RunFolder, iter_run_folders
 
 #: column of :attr:`Sweep.runs` (and of the other frames) naming the compared method: the
 #: run's label, which is what records store in the OPTIMIZER column

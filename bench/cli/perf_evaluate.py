@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from tasks.vqvae import decode_np
+from bench.tasks.vqvae import decode_np
 
 
 def _forward_only(task: object, codes: torch.Tensor, batch_size: int) -> None:
@@ -37,7 +37,7 @@ def _forward_only(task: object, codes: torch.Tensor, batch_size: int) -> None:
 
 def perf_main(name: str, argv: list[str]) -> int:
     """Print throughput figures; the last line is one JSON object."""
-    from tasks.prepare_cli import _build_task
+    from bench.cli.prepare import _build_task
 
     parser = argparse.ArgumentParser(prog=f"bench perf {name}", description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, help="image task name")

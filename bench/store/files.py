@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from bench import constants as C
+from bench.core import constants as C
 
 # --- compact latents ------------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ def package_versions() -> dict[str, str]:
 
 def git_state(repo: Path | None = None) -> dict[str, Any]:
     """Commit and dirty flag of the checkout this code runs from (None outside git)."""
-    repo = repo or Path(__file__).resolve().parents[1]
+    repo = repo or Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()

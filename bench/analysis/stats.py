@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench import constants as C
-from bench.aggregate import METHOD, OPTIMIZER_NAME, RUN_KEYS, Sweep
+from bench.core import constants as C
+from bench.analysis.aggregate import METHOD, OPTIMIZER_NAME, RUN_KEYS, Sweep
 
 ALPHA = 0.05
 FRACTIONS = (0.25, 0.5, 1.0)

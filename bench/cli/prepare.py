@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 
 def _build_task(name: str, task_opts: list[str] | None, artifacts: str | None, device: str | None) -> Any:
     """The registered image task ``name`` with ``--task-opt`` parameters, artifacts folder and device."""
-    from bench.cli import _key_values
-    from bench.registry import task_spec
-    from tasks.image_task import VQImageTask
+    from bench.cli.main import _key_values
+    from bench.core.registry import task_spec
+    from bench.tasks.image_task import VQImageTask
 
     spec = task_spec(name)
     if not issubclass(spec.cls, VQImageTask):
@@ -87,7 +87,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     import torch
     from torchvision.utils import save_image
 
-    from tasks.vqvae import decode_np, encode_np
+    from bench.tasks.vqvae import decode_np, encode_np
 
     task = _build_task(args.task, args.task_opt, args.artifacts, args.device)
     images = task.training_images(args.split, args.n, task.split_seed(args.split) + args.seed)

@@ -16,11 +16,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from bench import constants as C
-from bench.config import RunConfig
-from bench.optimizer import Observations, Optimizer
-from bench.records import encode_latent
-from bench.task import RetrainableTask, Task
+from bench.core import constants as C
+from bench.core.config import RunConfig
+from bench.core.optimizer import Observations, Optimizer
+from bench.store.files import encode_latent
+from bench.core.task import RetrainableTask, Task
 
 # Purposes of the harness's random streams (part of the seed sequence).
 _STREAM_INIT, _STREAM_FALLBACK, _STREAM_RETRAIN = 1, 2, 3

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from optimizers.milp import acquisition_value, solve_acquisition
-from optimizers.tree_bo import fit_surrogate
+from bench.optimizers.milp import acquisition_value, solve_acquisition
+from bench.optimizers.tree_bo import fit_surrogate
 
 #: (name, observations, trees, depth, min_child_samples) of the default cases
 CASES: dict[str, tuple[int, int, int, int]] = {
@@ -39,7 +39,7 @@ CASES: dict[str, tuple[int, int, int, int]] = {
 
 def _case_data(n: int, seed: int, height: int, width: int, codes: int) -> tuple[np.ndarray, np.ndarray]:
     """Random latents of the closed-form task and their scores (flat, (n, P))."""
-    from tasks.closed_form import ClosedFormTask
+    from bench.tasks.closed_form import ClosedFormTask
 
     task = ClosedFormTask(height=height, width=width, codebook_size=codes, instance_seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 41]))
@@ -73,7 +73,7 @@ def run_case(name: str, n: int, n_trees: int, depth: int, min_child: int, seed: 
     tolerance = mip_gap * max(1.0, abs(ours.bound)) + 1e-6
     row["ours_optimal"] = ours.optimal and ours.bound <= ours_value + tolerance
     if with_entmoot:
-        from optimizers.entmoot_opt import entmoot_acquisition
+        from bench.optimizers.entmoot_opt import entmoot_acquisition
 
         t1 = time.perf_counter()
         theirs = entmoot_acquisition(booster, X, codes, beta=beta, acq_sense="exploration", maximize=True,
@@ -114,7 +114,7 @@ def perf_main(name: str, argv: list[str]) -> int:
     selected = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in selected if c not in CASES]
     if unknown:
-        from bench.errors import UserError
+        from bench.core.errors import UserError
 
         raise UserError(f"unknown case(s) {', '.join(unknown)}; valid: {', '.join(CASES)}")
     rows = []

@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bench.errors import UserError
-from bench.registry import stable_hash
+from bench.core.errors import UserError
+from bench.core.registry import stable_hash
 
 
 class ConfigError(UserError, ValueError):

@@ -30,15 +30,15 @@ import submitit
 from submitit.core.utils import pickle_load
 from submitit.helpers import Checkpointable
 
-from bench import constants as C
-from bench.config import ConfigError, RunConfig
-from bench.errors import UserError
-from bench.records import now_iso, read_json, write_json
-from bench.runner import TaskCache, execute_run, run_folder
-from bench.sweep import SweepSpec, load_spec, parse_spec, read_resolved_runs, write_resolved
+from bench.core import constants as C
+from bench.core.config import ConfigError, RunConfig
+from bench.core.errors import UserError
+from bench.store.files import now_iso, read_json, write_json
+from bench.run.runner import TaskCache, execute_run, run_folder
+from bench.sweep.spec import SweepSpec, load_spec, parse_spec, read_resolved_runs, write_resolved
 
 EXECUTORS = ("slurm", "local", "debug")
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "slurm" / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "slurm" / "profiles"
 LAUNCHES_DIR = "launches"  # <out>/launches/<stamp>.json: which job runs which runs
 SUBMITIT_DIR = "submitit"  # <out>/submitit/<stamp>/: job pickles and logs, fresh per launch
 POLL_S = 1.0
@@ -545,7 +545,7 @@ def format_status(rows: Sequence[RunStatus]) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(Path(args.spec))
     profile = load_profile(args.profile or spec.executor.profile)
-    from bench.cli import writable_dir
+    from bench.cli.main import writable_dir
 
     out = writable_dir(Path(args.out) if args.out else Path("results") / spec.name)
     result = launch(spec, out, args.executor, profile=profile, retry_failed=args.retry_failed,
@@ -576,7 +576,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``bench sweep`` and ``bench status``."""
-    from bench.cli import _positive_int
+    from bench.cli.main import _positive_int
 
     p = subparsers.add_parser(
         "sweep", help="expand a sweep spec and run it (SLURM, local processes or in-process)",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.space import CodeGrid
+from bench.core.space import CodeGrid
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
-from bench.errors import UserError
-from bench.optimizer import Optimizer
-from bench.space import CodeGrid
-from bench.task import Task
+from bench.core.errors import UserError
+from bench.core.optimizer import Optimizer
+from bench.core.space import CodeGrid
+from bench.core.task import Task
 
 
 class UnknownName(UserError, KeyError):
@@ -130,7 +130,7 @@ def load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    for package_name in ("tasks", "optimizers"):
+    for package_name in ("bench.tasks", "bench.optimizers"):
         package = importlib.import_module(package_name)
         for info in pkgutil.iter_modules(package.__path__):
             if not info.name.startswith("_"):

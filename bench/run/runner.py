@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench import constants as C
-from bench.config import RunConfig
-from bench.experiment import BatchResult, run
-from bench.records import (RunFolder, atomic_write, git_state, host_info, now_iso, package_versions,
+from bench.core import constants as C
+from bench.core.config import RunConfig
+from bench.run.loop import BatchResult, run
+from bench.store.files import (RunFolder, atomic_write, git_state, host_info, now_iso, package_versions,
                            records_frame)
-from bench.registry import optimizer_spec, task_spec
-from bench.task import Task
+from bench.core.registry import optimizer_spec, task_spec
+from bench.core.task import Task
 
 
 class TaskCache:

@@ -15,21 +15,21 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 #: modules that add subcommands with ``register(subparsers) -> None``
 COMMAND_MODULES: tuple[str, ...] = (
-    "tasks.prepare_cli",
-    "bench.launcher",
-    "bench.report",
+    "bench.cli.prepare",
+    "bench.sweep.launch",
+    "bench.analysis.report",
 )
 
 #: ``bench perf NAME`` benchmarks: name -> "module:function" taking parsed ``args.rest``
 PERF_BENCHMARKS: dict[str, tuple[str, str]] = {
-    "evaluate": ("tasks.perf", "Batched decode+score throughput vs the forward-only ceiling (--task T)."),
-    "acquisition": ("optimizers.acquisition_bench", "Tree-ensemble MILP vs ENTMOOT on the same fitted ensembles."),
-    "fid": ("tasks.metrics", "Fréchet distance: this project's vs pytorch-fid's, at 2048-d."),
-    "sweep": ("bench.launcher", "Per-run overhead of local and SLURM sweeps."),
+    "evaluate": ("bench.cli.perf_evaluate", "Batched decode+score throughput vs the forward-only ceiling (--task T)."),
+    "acquisition": ("bench.cli.perf_acquisition", "Tree-ensemble MILP vs ENTMOOT on the same fitted ensembles."),
+    "fid": ("bench.tasks.metrics", "Fréchet distance: this project's vs pytorch-fid's, at 2048-d."),
+    "sweep": ("bench.sweep.launch", "Per-run overhead of local and SLURM sweeps."),
 }
 
 EPILOG = """\
@@ -93,7 +93,7 @@ def writable_dir(path: Path) -> Path:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench import registry
+    from bench.core import registry
 
     print("tasks:")
     for name, spec in registry.tasks().items():
@@ -137,7 +137,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from bench.config import RunConfig
+    from bench.core.config import RunConfig
 
     return RunConfig(
         task=args.task, optimizer=args.optimizer, seed=args.seed, budget=args.budget, batch_size=args.batch_size,
@@ -164,9 +164,9 @@ def _task_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bench import constants as C
-    from bench.registry import optimizer_spec, task_spec
-    from bench.runner import execute_run, run_folder
+    from bench.core import constants as C
+    from bench.core.registry import optimizer_spec, task_spec
+    from bench.run.runner import execute_run, run_folder
 
     config = config_from_args(args)
     task_spec(config.task).resolved_params(config.task_params)  # fail fast on bad names
