@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, empirical_code_probs
@@ -35,7 +35,7 @@ class CrossEntropy(Optimizer):
         self.min_elite = int(min_elite)
         self.smoothing = float(smoothing)
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         m = max(self.min_elite, int(np.ceil(self.elite_fraction * len(data))))
         elite = data.top(m)
         elite_data = Observations(data.space, data.latents[elite], data.scores[elite])
@@ -43,4 +43,4 @@ class CrossEntropy(Optimizer):
         allowed = data.space.allowed_mask().astype(np.float64)
         uniform = allowed / allowed.sum(axis=2, keepdims=True)
         probs = (1.0 - self.smoothing) * frequencies + self.smoothing * uniform
-        return distinct_batch(n, data, lambda k: data.space.sample(k, self.rng, probs))
+        return Proposal(distinct_batch(n, data, lambda k: data.space.sample(k, self.rng, probs)))

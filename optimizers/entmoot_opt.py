@@ -38,7 +38,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from bench.core.errors import UserError
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import PositionCategories, distinct_batch
@@ -139,7 +139,7 @@ class EntmootSolution:
     setup_s: float = 0.0
 
     def info(self) -> dict[str, Any]:
-        """Flat diagnostics for ``Optimizer.last_info``."""
+        """Flat diagnostics for ``Proposal.info``."""
         return {"solver": "entmoot", "status": self.status, "objective": self.objective, "bound": self.bound,
                 "gap": self.gap, "solve_s": self.solve_s, "build_s": self.build_s, "mean": self.mean,
                 "distance": self.distance}
@@ -359,7 +359,7 @@ def entmoot_acquisition(booster: Any, observed: np.ndarray, codebook_size: int, 
 
 # --- the optimizer ------------------------------------------------------------------------
 # no "gurobi" preset: the bundled license only fits toy grids (use --opt solver=gurobi there)
-@register_optimizer("entmoot", presets={"penalty": {"acq_sense": "penalty"}})
+@register_optimizer("entmoot", presets={"penalty": {"acq_sense": "penalty"}}, package="entmoot")
 class Entmoot(Optimizer):
     """ENTMOOT 2.1.1 as a baseline: LightGBM fitted by ENTMOOT, distance-based exploration, MILP via Pyomo.
 
@@ -418,14 +418,14 @@ class Entmoot(Optimizer):
         enting.fit(rows, scores.reshape(-1, 1))
         return enting
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         space = data.space
         flat = data.flat
         positions = PositionCategories.of(data)
         allowed, free, categories = positions.allowed, positions.free, positions.categories
         fixed_value = positions.fixed
         if len(free) == 0:  # nothing to optimise: one latent in the whole space
-            return distinct_batch(n, data, lambda m: space.sample(m, self.rng))
+            return Proposal(distinct_batch(n, data, lambda m: space.sample(m, self.rng)))
         allowed_rows = [allowed[p, codes] for p, codes in zip(free, categories)]
         seed = int(self.rng.integers(2**31 - 1))
         config = _problem_config(categories, maximize=True, seed=seed)
@@ -434,17 +434,19 @@ class Entmoot(Optimizer):
         exclude_enc = np.unique(observed_enc, axis=0)
         distance_points = observed_enc
         proposals: list[np.ndarray] = []
+        infos: list[dict[str, Any]] = []
         for _ in range(n):
             solution = _solve(enting, config, solver=self.solver, allowed=allowed_rows, exclude_enc=exclude_enc,
                               time_limit=self.time_limit, mip_gap=self.mip_gap, seed=seed, negated=True)
             latent = fixed_value.copy()
             latent[free] = solution.latent
             proposals.append(latent.reshape(space.shape))
-            self.last_info.append(solution.info())
+            infos.append(solution.info())
             new_enc = _encode(categories, solution.latent[None])
             exclude_enc = np.concatenate([exclude_enc, new_enc])
             if self.acq_sense == "exploration" and len(proposals) < n:
                 # ENTMOOT-style batch: the proposal counts as observed for the distance term
                 distance_points = np.concatenate([distance_points, new_enc])
                 enting.unc_model.fit(distance_points, np.zeros((len(distance_points), 1)))
-        return np.stack(proposals).astype(np.int64)
+        timed_out = any(i["status"] == "maxTimeLimit" for i in infos)
+        return Proposal(np.stack(proposals).astype(np.int64), tuple(infos), load_dependent=timed_out)

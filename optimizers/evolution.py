@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, mutate
@@ -22,7 +22,7 @@ class Evolution(Optimizer):
         self.crossover_rate = float(crossover_rate)
         self.mutation_rate = mutation_rate
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         space = data.space
         parents = data.latents[data.top(self.population)]
         fitness = np.arange(len(parents))[::-1]  # rank fitness: parents are sorted best first
@@ -37,4 +37,4 @@ class Evolution(Optimizer):
             cross = (self.rng.random(m) < self.crossover_rate)[:, None, None] & (self.rng.random(a.shape) < 0.5)
             return mutate(np.where(cross, b, a), data, rate, self.rng)
 
-        return distinct_batch(n, data, draw)
+        return Proposal(distinct_batch(n, data, draw))

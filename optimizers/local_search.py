@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, latent_key, mutate
@@ -22,7 +22,7 @@ class LocalSearch(Optimizer):
         super().__init__(space, seed)
         self.restart_radius = int(restart_radius)
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         space = data.space
         best = data.latents[data.best_index()]
         seen = {latent_key(z) for z in data.latents}
@@ -38,12 +38,12 @@ class LocalSearch(Optimizer):
                 out.append(z)
                 seen.add(latent_key(z))
                 if len(out) == n:
-                    return np.stack(out)
+                    return Proposal(np.stack(out))
         # local optimum: every neighbour is known; restart from perturbations of the best point
         rate = min(1.0, self.restart_radius / space.n_positions)
         rest = distinct_batch(n - len(out), _with(data, out),
                               lambda m: mutate(np.repeat(best[None], m, axis=0), data, rate, self.rng))
-        return np.concatenate([np.stack(out), rest]) if out else rest
+        return Proposal(np.concatenate([np.stack(out), rest]) if out else rest)
 
 
 def _with(data: Observations, extra: list[np.ndarray]) -> Observations:

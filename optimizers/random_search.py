@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, empirical_code_probs
@@ -21,6 +21,6 @@ class RandomSearch(Optimizer):
         self.distribution = distribution
         self.smoothing = float(smoothing)
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         probs = empirical_code_probs(data, self.smoothing) if self.distribution == "empirical" else None
-        return distinct_batch(n, data, lambda m: data.space.sample(m, self.rng, probs))
+        return Proposal(distinct_batch(n, data, lambda m: data.space.sample(m, self.rng, probs)))

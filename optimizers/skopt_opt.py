@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import PositionCategories, distinct_batch, latent_key
@@ -153,7 +153,7 @@ class SkoptOptimizer(Optimizer):
                            acq_func=self.acq_func, acq_optimizer="sampling", random_state=random_state,
                            acq_optimizer_kwargs={"n_points": self.n_candidates})
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         space = data.space
         flat = data.flat
         positions = PositionCategories.of(data)
@@ -174,10 +174,11 @@ class SkoptOptimizer(Optimizer):
                 asked.append(z)
         else:
             asked = [latent.copy() for _ in range(n)]
-        out = self._repair_and_dedupe(np.stack(asked), allowed, data)
-        return out.reshape(n, *space.shape)
+        out, info = self._repair_and_dedupe(np.stack(asked), allowed, data)
+        return Proposal(out.reshape(n, *space.shape), (info,))
 
-    def _repair_and_dedupe(self, asked: np.ndarray, allowed: np.ndarray, data: Observations) -> np.ndarray:
+    def _repair_and_dedupe(self, asked: np.ndarray, allowed: np.ndarray,
+                           data: Observations) -> tuple[np.ndarray, dict[str, Any]]:
         """Replace forbidden codes by allowed ones, then repeated latents by fresh uniform draws."""
         space = data.space
         bad = ~allowed[np.arange(allowed.shape[0])[None, :], asked]
@@ -198,16 +199,27 @@ class SkoptOptimizer(Optimizer):
             fill = distinct_batch(n_replaced, Observations(space, known.reshape(-1, *shape), np.zeros(len(known))),
                                   lambda m: space.sample(m, self.rng)).reshape(n_replaced, -1)
             kept.extend(fill)
-        self.last_info.append({"solver": f"skopt-{self.base_estimator.lower()}", "n_repaired": n_repaired,
-                               "n_duplicates_replaced": n_replaced})
-        return np.stack(kept).astype(np.int64)
+        info = {"solver": f"skopt-{self.base_estimator.lower()}", "n_repaired": n_repaired,
+                "n_duplicates_replaced": n_replaced}
+        return np.stack(kept).astype(np.int64), info
 
 
-for _name, _estimator, _params in (
-    ("skopt-rf", "RF", {}),
-    ("skopt-et", "ET", {}),
-    ("skopt-gbrt", "GBRT", {}),
-    # gp_minimize's default acquisition; the tree ones use forest_minimize/gbrt_minimize's "EI"
-    ("skopt-gp", "GP", {"n_candidates": 1000, "acq_func": "gp_hedge"}),
-):
-    register_optimizer(_name, base_estimator=_estimator, **_params)(SkoptOptimizer)
+@register_optimizer("skopt-rf", package="scikit-optimize", base_estimator="RF")
+class SkoptRandomForest(SkoptOptimizer):
+    """scikit-optimize with a random-forest surrogate (forest_minimize's), one Categorical per position."""
+
+
+@register_optimizer("skopt-et", package="scikit-optimize", base_estimator="ET")
+class SkoptExtraTrees(SkoptOptimizer):
+    """scikit-optimize with an extra-trees surrogate, one Categorical per position."""
+
+
+@register_optimizer("skopt-gbrt", package="scikit-optimize", base_estimator="GBRT")
+class SkoptGBRT(SkoptOptimizer):
+    """scikit-optimize with a gradient-boosted quantile surrogate (gbrt_minimize's), one Categorical per position."""
+
+
+# gp_minimize's default acquisition; the tree ones use forest_minimize/gbrt_minimize's "EI"
+@register_optimizer("skopt-gp", package="scikit-optimize", base_estimator="GP", n_candidates=1000, acq_func="gp_hedge")
+class SkoptGP(SkoptOptimizer):
+    """scikit-optimize's categorical GP (Hamming kernel, one length scale per position)."""

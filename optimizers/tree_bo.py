@@ -10,7 +10,7 @@ of radius ``trust_radius`` (values below 1 are a fraction of P) around at least 
 ``trust_centers`` best points. A batch is solved sequentially: each proposal joins the observed
 points of the distance term and every observed point and proposal is excluded by a no-good cut,
 so the proposals are new and distinct. Every solve records its status, objective, bound, gap and
-times in ``last_info``; when a solve fails, the best local-search point (else a mutation of the
+times in the proposal's ``info``; when a solve fails, the best local-search point (else a mutation of the
 incumbent) is proposed and the failure is recorded.
 
 Surrogate hyperparameters that matter on categorical latents are constructor parameters:
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, latent_key, mutate
@@ -176,7 +176,7 @@ class TreeEnsembleBO(Optimizer):
             return None
         return max(1, int(round(self.trust_radius * n_pos))) if self.trust_radius < 1 else int(self.trust_radius)
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         space = data.space
         flat = data.flat
         n_pos = space.n_positions
@@ -199,6 +199,7 @@ class TreeEnsembleBO(Optimizer):
 
         observed = flat.copy()
         proposals: list[np.ndarray] = []
+        infos: list[dict[str, Any]] = []
         seen = {latent_key(z) for z in flat}
         for q in range(n):
             excluded = np.concatenate([flat] + ([np.stack(proposals)] if proposals else []))
@@ -244,8 +245,9 @@ class TreeEnsembleBO(Optimizer):
             proposals.append(choice)
             seen.add(latent_key(choice))
             observed = np.concatenate([observed, choice[None]])
-            self.last_info.append(info)
-        return np.stack(proposals).reshape(n, *space.shape)
+            infos.append(info)
+        timed_out = any(i.get("status") == "Time limit reached" for i in infos)
+        return Proposal(np.stack(proposals).reshape(n, *space.shape), tuple(infos), load_dependent=timed_out)
 
     def _starts(self, incumbent: np.ndarray, top: np.ndarray, data: Observations) -> np.ndarray:
         """Local-search starts: the best points and one-code mutations of the incumbent."""
@@ -262,21 +264,25 @@ _DEMO = {"n_trees": 60, "max_depth": 3, "fit_top": 300, "fit_random": 300, "time
          "n_local_starts": 4, "local_max_steps": 40}
 
 
-@register_optimizer("lgbm-milp", presets={"paper": _PAPER, "demo": _DEMO}, library="lightgbm", acquisition="milp")
+@register_optimizer("lgbm-milp", presets={"paper": _PAPER, "demo": _DEMO}, package="lightgbm",
+                    library="lightgbm", acquisition="milp")
 class LightGBMMilp(TreeEnsembleBO):
     """LightGBM surrogate (categorical splits), acquisition solved exactly as a HiGHS MILP."""
 
 
-@register_optimizer("xgb-milp", presets={"demo": _DEMO}, library="xgboost", acquisition="milp")
+@register_optimizer("xgb-milp", presets={"demo": _DEMO}, package="xgboost",
+                    library="xgboost", acquisition="milp")
 class XGBoostMilp(TreeEnsembleBO):
     """XGBoost surrogate (categorical splits), acquisition solved exactly as a HiGHS MILP."""
 
 
-@register_optimizer("catboost-milp", presets={"demo": _DEMO}, library="catboost", acquisition="milp")
+@register_optimizer("catboost-milp", presets={"demo": _DEMO}, package="catboost",
+                    library="catboost", acquisition="milp")
 class CatBoostMilp(TreeEnsembleBO):
     """CatBoost surrogate (one-hot categorical splits), acquisition solved exactly as a HiGHS MILP."""
 
 
-@register_optimizer("lgbm-ls", presets={"demo": _DEMO}, library="lightgbm", acquisition="local")
+@register_optimizer("lgbm-ls", presets={"demo": _DEMO}, package="lightgbm",
+                    library="lightgbm", acquisition="local")
 class LightGBMLocal(TreeEnsembleBO):
     """LightGBM surrogate, acquisition by multi-start local search with incremental tree scoring."""

@@ -7,7 +7,7 @@ import numpy as np
 from bench.core import constants as C
 from bench.core.registry import register_task
 from bench.core.space import CodeGrid
-from bench.core.task import InitialData, Task
+from bench.core.task import Evaluation, InitialData, Task
 
 
 @register_task(
@@ -62,17 +62,20 @@ class ClosedFormTask(Task):
     def initial_data(self, seed: int, n: int) -> InitialData:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1, 0]))
         latents = self._space.sample(n, rng)
-        return InitialData(latents, self.evaluate(latents))
+        return InitialData(latents, self.values(latents))
 
-    def evaluate(self, latents: np.ndarray) -> np.ndarray:
+    def evaluate(self, latents: np.ndarray) -> Evaluation:
+        """Scores and regrets (known optimum minus score)."""
+        values = self.values(latents)
+        return Evaluation(values, extras={C.REGRET: self.optimum_value - values})
+
+    def values(self, latents: np.ndarray) -> np.ndarray:
+        """f(z) of a batch of latents."""
         z = self._space.validate(latents).reshape(len(latents), -1)
         value = self.unary[np.arange(z.shape[1])[None, :], z].sum(axis=1)
         if len(self.pairs):
             value += self.pairwise[np.arange(len(self.pairs))[None, :], z[:, self.pairs[:, 0]], z[:, self.pairs[:, 1]]].sum(axis=1)
         return value
-
-    def diagnostics(self, latents: np.ndarray) -> dict[str, np.ndarray]:
-        return {C.REGRET: self.optimum_value - self.evaluate(latents)}
 
     def fingerprint(self) -> bytes:
         s = self._space

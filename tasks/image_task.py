@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from bench.core import constants as C
 from bench.core.errors import UserError
 from bench.store.files import file_sha256, now_iso, read_json, write_json
-from bench.core.registry import stable_hash
+from bench.core.hashing import stable_hash
 from bench.core.space import CodeGrid
-from bench.core.task import InitialData, RetrainableTask
+from bench.core.task import Evaluation, InitialData, RetrainableTask
 from bench.tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
                          resolve_device, save_checkpoint, train_vqvae)
 
@@ -109,12 +109,10 @@ class VQImageTask(RetrainableTask):
                            ("min_survival_corr", min_survival_corr)):
             if value is not None:
                 setattr(self, key, float(value))
-        self.model_version = 0
         self._model: VQVAE | None = None
         self._opt_state: dict | None = None
         self._manifest: dict[str, Any] | None = None
         self._space: CodeGrid | None = None
-        self._decoded: tuple[bytes, np.ndarray] | None = None  # last decoded batch (evaluate + diagnostics)
 
     # --- hooks ----------------------------------------------------------------------------------
     @abstractmethod
@@ -302,7 +300,6 @@ class VQImageTask(RetrainableTask):
         (folder / VQVAE_FILE).unlink(missing_ok=True)
         self._model = None
         self._opt_state = None
-        self.model_version = 0
 
         t0 = time.perf_counter()
         scorer_info = self.train_scorers(folder, self.device, progress, quick)
@@ -393,22 +390,15 @@ class VQImageTask(RetrainableTask):
     def encode(self, images: np.ndarray) -> np.ndarray:
         return encode_np(self.model, images, self.device)
 
-    def _cache_key(self, latents: np.ndarray) -> bytes:
-        return latents.tobytes() + str(self.model_version).encode()
-
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        latents = self.space.validate(latents)
-        key = self._cache_key(latents)
-        if self._decoded is not None and self._decoded[0] == key:
-            return self._decoded[1].copy()
-        images = decode_np(self.model, latents, self.device)
-        self._decoded = (key, images)
-        return images.copy()
+        return decode_np(self.model, self.space.validate(latents), self.device)
 
-    def evaluate(self, latents: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Scores of decoded latents. With a :meth:`score_tensor` path, each batch goes from the
-        decoder to the scorer without a numpy round trip (the decoder's NHWC output is what
-        convolutions run fastest on); the images are kept for :meth:`diagnostics` of the same batch."""
+    def evaluate(self, latents: np.ndarray, batch_size: int = 256) -> Evaluation:
+        """Scores, decoded images and held-out scores of a batch of latents.
+
+        With a :meth:`score_tensor` path each batch goes from the decoder to the scorer without a
+        numpy round trip (the decoder's NHWC output is what convolutions run fastest on); the
+        images are converted once, for the evaluation's ``images``."""
         latents = self.space.validate(latents)
         model = self.model
         images = np.empty((len(latents), model.config.in_channels, model.config.image_size,
@@ -418,38 +408,33 @@ class VQImageTask(RetrainableTask):
         with torch.inference_mode():
             for i in range(0, len(latents), batch_size):
                 decoded = model.decode(torch.from_numpy(latents[i:i + batch_size]).to(self.device))
-                batch_scores = self.score_tensor(decoded)
-                if batch_scores is None:  # no tensor path: the numpy one
-                    return np.asarray(self.score_images(self.decode(latents)), dtype=np.float64)
-                scores[i:i + batch_size] = batch_scores.double().cpu().numpy()
                 images[i:i + batch_size] = decoded.float().cpu().numpy()
-        self._decoded = (self._cache_key(latents), images)
-        return scores
+                batch_scores = self.score_tensor(decoded)
+                scores[i:i + batch_size] = (self.score_images(images[i:i + batch_size]) if batch_scores is None
+                                            else batch_scores.double().cpu().numpy())
+        held = self.heldout_scores(images)
+        extras = {} if held is None else {C.HELDOUT_SCORE: np.asarray(held, dtype=np.float64)}
+        return Evaluation(scores, images, extras)
 
-    def diagnostics(self, latents: np.ndarray) -> dict[str, np.ndarray]:
-        held = self.heldout_scores(self.decode(latents))
-        return {} if held is None else {C.HELDOUT_SCORE: np.asarray(held, dtype=np.float64)}
+    def codebook(self) -> np.ndarray:
+        """The current VQ-VAE's code vectors, float32 (codebook_size, code_dim)."""
+        return self.model.quantizer.embed.detach().float().cpu().numpy().copy()
 
     def fine_tune(self, images: np.ndarray, weights: np.ndarray, epochs: float, seed: int) -> dict[str, Any]:
         stats, self._opt_state = train_vqvae(self.model, images, epochs=epochs, seed=seed, weights=weights,
                                              batch_size=self.vqvae_batch_size, device=self.device,
                                              opt_state=self._opt_state, progress=False)
-        self.model_version += 1
         self._space = None
-        self._decoded = None
-        return {**stats, "model_version": self.model_version}
+        return stats
 
     def model_state(self) -> dict[str, Any]:
         return {"vqvae": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "optimizer": _to_cpu(copy.deepcopy(self._opt_state)) if self._opt_state else None,
-                "model_version": self.model_version}
+                "optimizer": _to_cpu(copy.deepcopy(self._opt_state)) if self._opt_state else None}
 
     def load_model_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["vqvae"])
         self._opt_state = copy.deepcopy(state.get("optimizer"))
-        self.model_version = int(state["model_version"])
         self._space = None
-        self._decoded = None
 
     def fingerprint(self) -> bytes:
         """SHA-256 of the checkpoint files and the configuration hash."""

@@ -135,14 +135,14 @@ def test_prepare_and_run_end_to_end(celeba_root: Path, tmp_path: Path, capsys: p
     assert main(["prepare", "--task", "smile-celeba", "--quick", "-q", "--device", "cpu",
                  "--artifacts", params["artifacts"], *options]) == 0
     assert "survival_corr" in capsys.readouterr().out
-    task = task_spec("smile-celeba").build(params)
+    task = task_spec("smile-celeba").build(overrides=params)
     manifest = task.manifest
     assert manifest["passed"] and manifest["status"] == "complete" and manifest["training"]["quick"]
     assert {"scorer.pt", "heldout_scorer.pt", "vqvae.pt"} <= set(manifest["files"])
     assert manifest["scorers"]["score"] == "logit of P(Smiling)"
     assert math.isfinite(manifest["checks"]["psnr_db"]["value"])
 
-    strict = task_spec("smile-celeba").build({k: v for k, v in params.items() if k not in PERMISSIVE})
+    strict = task_spec("smile-celeba").build(overrides={k: v for k, v in params.items() if k not in PERMISSIVE})
     if not manifest["checks"]["survival_corr"]["value"] >= 0.9:  # the default threshold stays strict
         with pytest.raises(UserError, match="failed their validity checks"):
             strict.initial_data(0, 2)

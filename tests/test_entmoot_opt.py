@@ -86,12 +86,13 @@ def test_optimizer_proposes_new_distinct_latents_with_fixed_positions() -> None:
     space = CodeGrid(2, 3, 5, mask)
     data = tiny_data(space)
     optimizer = Entmoot(space, seed=3, num_boost_round=20)
-    batch = optimizer.propose(4, data)
+    proposal = optimizer.propose(4, data)
+    batch = proposal.latents
     space.validate(batch, n=4)
     keys = {z.tobytes() for z in batch}
     assert len(keys) == 4 and not keys & {z.tobytes() for z in data.latents}
     assert (batch[:, 0, 0] == 2).all()
-    assert [info["status"] for info in optimizer.last_info] == ["optimal"] * 4
+    assert [info["status"] for info in proposal.info] == ["optimal"] * 4
 
 
 def test_default_surrogate_learns_more_than_stumps() -> None:
@@ -111,7 +112,7 @@ def test_default_surrogate_learns_more_than_stumps() -> None:
 def test_gurobi_runs_on_a_toy_grid() -> None:
     space = CodeGrid(2, 2, 3)
     data = tiny_data(space, n=6)
-    batch = Entmoot(space, seed=0, solver="gurobi", num_boost_round=10).propose(2, data)
+    batch = Entmoot(space, seed=0, solver="gurobi", num_boost_round=10).propose(2, data).latents
     space.validate(batch, n=2)
     assert len({z.tobytes() for z in batch} - {z.tobytes() for z in data.latents}) == 2
 

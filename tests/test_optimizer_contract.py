@@ -40,11 +40,11 @@ def two_rounds(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two consecutive batches: the second sees the first one's evaluations."""
     task = registry.task_spec(TASK).build()
     data = observations(task)
-    opt = registry.optimizer_spec(name).build(task.space, seed, OVERRIDES.get(name))
-    first = opt.propose(BATCH, data)
+    opt = registry.optimizer_spec(name).build(task.space, seed, overrides=OVERRIDES.get(name))
+    first = opt.propose(BATCH, data).latents
     data2 = Observations(task.space, np.concatenate([data.latents, first]),
-                         np.concatenate([data.scores, task.evaluate(first)]))
-    second = opt.propose(BATCH, data2)
+                         np.concatenate([data.scores, task.evaluate(first).scores]))
+    second = opt.propose(BATCH, data2).latents
     return first, second
 
 
@@ -92,9 +92,9 @@ def test_proposals_respect_mask(name: str) -> None:
     mask[..., ::2] = True  # even codes only
     masked = task.space.with_mask(mask)
     latents = data.latents - data.latents % 2
-    masked_data = Observations(masked, latents, task.evaluate(latents))
-    opt = registry.optimizer_spec(name).build(masked, 0, OVERRIDES.get(name))
-    masked.validate(opt.propose(BATCH, masked_data), n=BATCH)
+    masked_data = Observations(masked, latents, task.evaluate(latents).scores)
+    opt = registry.optimizer_spec(name).build(masked, 0, overrides=OVERRIDES.get(name))
+    masked.validate(opt.propose(BATCH, masked_data).latents, n=BATCH)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -135,21 +135,21 @@ def test_state_dict_resumes_exactly(name: str) -> None:
     task = registry.task_spec(TASK).build()
     spec = registry.optimizer_spec(name)
     data = observations(task)
-    opt = spec.build(task.space, 0, OVERRIDES.get(name))
-    first = opt.propose(BATCH, data)
+    opt = spec.build(task.space, 0, overrides=OVERRIDES.get(name))
+    first = opt.propose(BATCH, data).latents
     state = pickle.loads(pickle.dumps(opt.state_dict()))
     data2 = Observations(task.space, np.concatenate([data.latents, first]),
-                         np.concatenate([data.scores, task.evaluate(first)]))
-    restored = spec.build(task.space, 0, OVERRIDES.get(name))
+                         np.concatenate([data.scores, task.evaluate(first).scores]))
+    restored = spec.build(task.space, 0, overrides=OVERRIDES.get(name))
     restored.load_state_dict(state)
-    np.testing.assert_array_equal(opt.propose(BATCH, data2), restored.propose(BATCH, data2))
+    np.testing.assert_array_equal(opt.propose(BATCH, data2).latents, restored.propose(BATCH, data2).latents)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_proposals_are_distinct_and_new(name: str) -> None:
     task = registry.task_spec(TASK).build()
     data = observations(task)
-    batch = registry.optimizer_spec(name).build(task.space, 0, OVERRIDES.get(name)).propose(BATCH, data)
+    batch = registry.optimizer_spec(name).build(task.space, 0, overrides=OVERRIDES.get(name)).propose(BATCH, data).latents
     keys = {z.tobytes() for z in np.asarray(batch, dtype=np.int64)}
     assert len(keys) == BATCH
     assert not keys & {z.tobytes() for z in data.latents.astype(np.int64)}

@@ -20,11 +20,11 @@ from bench.core import constants as C
 from bench.core import registry
 from bench.core.config import RunConfig
 from bench.run.loop import _STREAM_RETRAIN, harness_rng, rank_weights, run
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Proposal, Optimizer
 from bench.store.files import RunFolder
 from bench.run.runner import execute_run, run_folder
 from bench.core.space import CodeGrid
-from bench.core.task import InitialData, RetrainableTask
+from bench.core.task import Evaluation, InitialData, RetrainableTask
 from bench.tasks.metrics import image_set_metrics
 
 LEVELS = 8
@@ -69,6 +69,10 @@ class VersionedTask(RetrainableTask):
     def score_images(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(images, dtype=np.float64).mean(axis=(1, 2, 3))
 
+    def evaluate(self, latents: np.ndarray) -> Evaluation:
+        images = self.decode(latents)
+        return Evaluation(self.score_images(images), images)
+
     def fine_tune(self, images: np.ndarray, weights: np.ndarray, epochs: float, seed: int) -> dict[str, Any]:
         self.fine_tune_log.append({"images": images.copy(), "weights": weights.copy(), "epochs": epochs,
                                    "seed": seed, "version": self.model_version})
@@ -96,18 +100,16 @@ class Recorder(Optimizer):
         super().__init__(space, seed)
         self.seen: list[dict[str, Any]] = []
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         self.seen.append({"latents": data.latents.copy(), "scores": data.scores.copy(), "version": data.version,
                           "weights": None if data.weights is None else data.weights.copy()})
-        return data.space.sample(n, self.rng)
+        return Proposal(data.space.sample(n, self.rng))
 
 
 @pytest.fixture(scope="module")
 def fake_task_registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Register the fake task for execute_run, only for this module; reference stats go to a temp folder."""
-    registry.load_plugins()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(registry._TASKS, FAKE_TASK, registry.TaskSpec(FAKE_TASK, VersionedTask))
+    with pytest.MonkeyPatch.context() as mp, registry.temporarily_registered("task", FAKE_TASK, VersionedTask):
         mp.setenv("BENCH_METRICS_CACHE", str(tmp_path_factory.mktemp("reference-stats")))
         yield
 
@@ -297,15 +299,14 @@ def test_weighted_retraining_on_shapes_is_real_reproducible_and_resumable(tmp_pa
         quick_n_vqvae_images = 1024
 
     torch.set_num_threads(1)
-    spec = registry.TaskSpec("shapes", BrieflyTrainedShapes)
     params = {"artifacts": str(tmp_path / "shapes"), "device": "cpu", "min_psnr_db": 0.0,
               "min_codebook_usage": 0.0, "min_survival_corr": -1.0}
-    spec.build(params).prepare(quick=True, progress=False)
+    BrieflyTrainedShapes(**params).prepare(quick=True, progress=False)
     cfg = RunConfig(task="shapes", optimizer="random", seed=0, budget=5, n_initial=8,
                     retrain={"k": 1e-3, "every": 2, "epochs": 1.0})
 
     def fresh() -> tuple[Any, Recorder]:
-        task = spec.build(params)
+        task = BrieflyTrainedShapes(**params)
         return task, Recorder(task.space, cfg.seed)
 
     task, optimizer = fresh()

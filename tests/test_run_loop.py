@@ -14,7 +14,7 @@ import pytest
 from bench.core import constants as C
 from bench.core.config import RunConfig
 from bench.run.loop import run
-from bench.core.optimizer import Observations, Optimizer
+from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.store.files import RunFolder, decode_latents, read_frame, records_frame, write_frame
 from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
@@ -30,13 +30,13 @@ def algorithmic(frame: pd.DataFrame) -> pd.DataFrame:
 class Repeater(Optimizer):
     """Proposes the best point again (a duplicate), then a fresh random one."""
 
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         best = data.latents[data.best_index()]
-        return np.stack([best] + list(data.space.sample(n - 1, self.rng)))
+        return Proposal(np.stack([best] + list(data.space.sample(n - 1, self.rng))))
 
 
 class Broken(Optimizer):
-    def propose(self, n: int, data: Observations) -> np.ndarray:
+    def propose(self, n: int, data: Observations) -> Proposal:
         raise RuntimeError("solver exploded")
 
 
@@ -64,7 +64,8 @@ def test_duplicates_flagged_and_counts() -> None:
 
 
 def test_failing_propose_falls_back_and_is_logged() -> None:
-    config = RunConfig(task="closed-form", optimizer="random", seed=0, budget=4, batch_size=2, n_initial=5)
+    config = RunConfig(task="closed-form", optimizer="random", seed=0, budget=4, batch_size=2, n_initial=5,
+                       limits={"max_fallback_share": 1.0})
     task = task_spec("closed-form").build()
     rows, diags = run_all(Broken(task.space, 0), config)
     queries = records_frame(rows).query(f"not {C.IS_INIT}")
@@ -116,7 +117,7 @@ def test_run_json_provenance(tmp_path: Path) -> None:
     records = folder.read_records()
     latents = decode_latents(records[C.LATENT], (4, 4), 16)
     task = task_spec("closed-form").build()
-    np.testing.assert_allclose(task.evaluate(latents), records[C.SCORE])
+    np.testing.assert_allclose(task.evaluate(latents).scores, records[C.SCORE])
 
 
 def test_failed_run_is_marked_and_retried(tmp_path: Path) -> None:

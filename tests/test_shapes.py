@@ -61,17 +61,17 @@ def test_shipped_artifacts_are_small_and_valid() -> None:
     assert manifest["passed"] and manifest["checks"]["survival_corr"]["value"] >= 0.9
     assert manifest["training"]["quick"] is False
     assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 1.5e6
-    task = task_spec("shapes").build({"device": "cpu"})
+    task = task_spec("shapes").build(overrides={"device": "cpu"})
     assert task.manifest["config_hash"] == task.config_hash()
     latents = task.space.sample(32, np.random.default_rng(0))
-    scores = task.evaluate(latents)
+    scores = task.evaluate(latents).scores
     assert scores.dtype == np.float64 and ((scores >= 0) & (scores <= 4096)).all()
     # evaluate's tensor path (decoder -> score_tensor) agrees with the numpy path
     np.testing.assert_array_equal(scores, task.score_images(task.decode(latents)))
     # the code of a fully shaded patch, repeated everywhere, decodes to an (almost) fully shaded image
     full_image = np.ones((1, 1, 64, 64), dtype=np.float32)
     full = task.encode(full_image)
-    assert task.evaluate(full)[0] > 3500
+    assert task.evaluate(full).scores[0] > 3500
 
 
 def test_bench_run_prepare_grid_and_perf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

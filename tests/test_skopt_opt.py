@@ -24,13 +24,14 @@ def observations(space: CodeGrid, n: int, seed: int = 0) -> Observations:
 def test_batch_is_valid_new_and_distinct(name: str) -> None:
     space = CodeGrid(3, 3, 6)
     data = observations(space, 15)
-    optimizer = registry.optimizer_spec(name).build(space, 0, {"n_candidates": 300})
-    batch = optimizer.propose(4, data)
+    optimizer = registry.optimizer_spec(name).build(space, 0, overrides={"n_candidates": 300})
+    proposal = optimizer.propose(4, data)
+    batch = proposal.latents
     space.validate(batch, n=4)
     keys = {z.tobytes() for z in batch}
     assert len(keys) == 4
     assert not keys & {z.tobytes() for z in data.latents}
-    assert optimizer.last_info[-1]["solver"] == name
+    assert proposal.info[-1]["solver"] == name
 
 
 @pytest.mark.parametrize("name", ["skopt-rf", "skopt-gp"])
@@ -38,7 +39,7 @@ def test_nearly_exhausted_space_gets_the_unseen_latents(name: str) -> None:
     space = CodeGrid(1, 3, 2)  # 8 latents
     every = np.array(list(itertools.product(range(2), repeat=3))).reshape(8, 1, 3)
     data = Observations(space, every[:5], np.arange(5, dtype=np.float64))
-    batch = registry.optimizer_spec(name).build(space, 0, {"n_candidates": 50}).propose(3, data)
+    batch = registry.optimizer_spec(name).build(space, 0, overrides={"n_candidates": 50}).propose(3, data).latents
     assert {z.tobytes() for z in batch} == {z.tobytes() for z in every[5:]}
 
 
@@ -50,8 +51,8 @@ def test_forbidden_codes_in_the_data_are_not_proposed() -> None:
     mask[0, 1] = False
     mask[0, 1, 3] = True  # a single allowed code: a fixed position
     masked = space.with_mask(mask)
-    batch = registry.optimizer_spec("skopt-et").build(masked, 0, {"n_candidates": 200}).propose(
-        3, Observations(masked, data.latents, data.scores))
+    batch = registry.optimizer_spec("skopt-et").build(masked, 0, overrides={"n_candidates": 200}).propose(
+        3, Observations(masked, data.latents, data.scores)).latents
     masked.validate(batch, n=3)
     assert (batch[:, 0, 1] == 3).all()
 
@@ -60,7 +61,7 @@ def test_label_encoding_keeps_the_wide_grid_cheap() -> None:
     """8x8 positions x 256 codes: skopt's one-hot transform would hold 16,384 columns per candidate."""
     space = CodeGrid(8, 8, 256)
     data = observations(space, 30)
-    optimizer = registry.optimizer_spec("skopt-rf").build(space, 0, {"n_candidates": 200})
+    optimizer = registry.optimizer_spec("skopt-rf").build(space, 0, overrides={"n_candidates": 200})
     skopt_optimizer = optimizer._skopt([np.arange(256)] * 64, 0)
     assert skopt_optimizer.space.transformed_n_dims == 64
-    space.validate(optimizer.propose(2, data), n=2)
+    space.validate(optimizer.propose(2, data).latents, n=2)

@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def task() -> SmileSyntheticTask:
-    built = task_spec("smile-synthetic").build({"device": "cpu"})
+    built = task_spec("smile-synthetic").build(overrides={"device": "cpu"})
     assert isinstance(built, SmileSyntheticTask)
     return built
 
@@ -85,22 +85,22 @@ def test_initial_data_evaluate_and_features(task: SmileSyntheticTask) -> None:
     again = task.initial_data(seed=0, n=12)
     np.testing.assert_array_equal(data.latents, again.latents)
     assert data.latents.shape == (12, 8, 8) and data.images is not None
-    np.testing.assert_allclose(task.evaluate(data.latents), task.score_images(task.decode(data.latents)), rtol=1e-5)
-    diag = task.diagnostics(data.latents)
+    np.testing.assert_allclose(task.evaluate(data.latents).scores, task.score_images(task.decode(data.latents)), rtol=1e-5)
+    diag = task.evaluate(data.latents).extras
     assert diag["heldout_score"].shape == (12,)
     features = task.feature_network()(torch.from_numpy(data.images))
     assert features.shape == (12, 64) and torch.isfinite(features).all()
 
 
 def test_missing_artifacts_refuse_to_run(tmp_path: Path) -> None:
-    empty = task_spec("smile-synthetic").build({"device": "cpu", "artifacts": str(tmp_path)})
+    empty = task_spec("smile-synthetic").build(overrides={"device": "cpu", "artifacts": str(tmp_path)})
     with pytest.raises(UserError, match="bench prepare --task smile-synthetic"):
         empty.evaluate(np.zeros((1, 8, 8), dtype=np.int64))
 
 
 @pytest.mark.slow
 def test_quick_prepare_trains_every_network(tmp_path: Path) -> None:
-    fresh = task_spec("smile-synthetic").build({"device": "cpu", "artifacts": str(tmp_path)})
+    fresh = task_spec("smile-synthetic").build(overrides={"device": "cpu", "artifacts": str(tmp_path)})
     manifest = fresh.prepare(quick=True, progress=False)
     assert manifest["training"]["quick"]
     assert {p.name for p in tmp_path.iterdir()} >= {MANIFEST_FILE, "vqvae.pt", "scorer.pt", "scorer_heldout.pt",

@@ -23,7 +23,7 @@ def _final_regret(optimizer: str, seed: int) -> float:
                        optimizer_params=overrides)
     task = registry.task_spec("closed-form").build()
     spec = registry.optimizer_spec(optimizer)
-    opt = spec.build(task.space, seed, overrides)
+    opt = spec.build(task.space, seed, overrides=overrides)
     rows = [row for result in run(task, opt, config, preset_hash=spec.preset_hash(overrides))
             for row in result.records]
     assert not any(row["is_fallback"] for row in rows), optimizer
@@ -49,11 +49,12 @@ def _data(seed: int = 0, n: int = 25) -> Observations:
 def test_batch_is_distinct_new_and_documented(optimizer: str) -> None:
     data = _data()
     opt = registry.optimizer_spec(optimizer).build(data.space, 0)
-    batch = opt.propose(4, data)
+    proposal = opt.propose(4, data)
+    batch = proposal.latents
     keys = {z.tobytes() for z in batch.astype(np.int64)}
     assert len(keys) == 4 and not keys & {z.tobytes() for z in data.latents.astype(np.int64)}
-    assert len(opt.last_info) == 4
-    for info in opt.last_info:
+    assert len(proposal.info) == 4
+    for info in proposal.info:
         assert "fallback" not in info
         if optimizer == "lgbm-milp":
             assert info["status"] == "Optimal"
@@ -65,7 +66,7 @@ def test_trust_region_keeps_proposals_near_the_incumbent() -> None:
     data = _data()
     opt = TreeEnsembleBO(data.space, 0, trust_radius=2, n_trees=30)
     best = data.flat[data.best_index()]
-    for z in opt.propose(3, data):
+    for z in opt.propose(3, data).latents:
         assert (z.reshape(-1) != best).sum() <= 2
 
 
@@ -78,9 +79,9 @@ def test_failed_solve_falls_back_and_says_so(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(tree_bo, "solve_acquisition", broken)
     data = _data()
     opt = TreeEnsembleBO(data.space, 0, n_trees=20)
-    batch = opt.propose(2, data)
-    data.space.validate(batch, n=2)
-    assert all("solver exploded" in info["fallback"] for info in opt.last_info)
+    proposal = opt.propose(2, data)
+    data.space.validate(proposal.latents, n=2)
+    assert all("solver exploded" in info["fallback"] for info in proposal.info)
 
 
 def test_paper_preset_fits_on_best_and_random_subset() -> None:

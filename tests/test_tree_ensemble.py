@@ -105,7 +105,7 @@ def test_default_surrogate_fits_categorical_task(library: str) -> None:
     train = task.space.sample(200, rng)
     test = task.space.sample(400, rng)
     X, Xt = train.reshape(200, -1), test.reshape(400, -1)
-    y, yt = task.evaluate(train), task.evaluate(test)
+    y, yt = task.evaluate(train).scores, task.evaluate(test).scores
 
     def r2(ensemble, A: np.ndarray, b: np.ndarray) -> float:
         return 1.0 - float(np.mean((ensemble.predict(A) - b) ** 2) / np.var(b))

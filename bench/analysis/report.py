@@ -368,7 +368,7 @@ def _task_for(sweep: Sweep, task_name: str) -> Any:
 
     run = sweep.complete_runs[sweep.complete_runs[C.TASK] == task_name].iloc[0]
     params = sweep.info(run).get("config", {}).get("task_params", {})
-    return task_spec(task_name).build(params)
+    return task_spec(task_name).build(overrides=params)
 
 
 def _query_images(path: str) -> np.ndarray | None:

@@ -44,7 +44,7 @@ def _case_data(n: int, seed: int, height: int, width: int, codes: int) -> tuple[
     task = ClosedFormTask(height=height, width=width, codebook_size=codes, instance_seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 41]))
     latents = task.space.sample(n, rng)
-    return latents.reshape(n, -1), task.evaluate(latents)
+    return latents.reshape(n, -1), task.evaluate(latents).scores
 
 
 def run_case(name: str, n: int, n_trees: int, depth: int, min_child: int, seed: int, *, beta: float,

@@ -63,7 +63,7 @@ def perf_main(name: str, argv: list[str]) -> int:
         numpy_s.append(time.perf_counter() - t0)
         latents = task.space.sample(args.n, rng)
         t0, c0 = time.perf_counter(), time.process_time()
-        scores = task.evaluate(latents)
+        scores = task.evaluate(latents).scores
         evaluate_s.append(time.perf_counter() - t0)
         evaluate_cpu.append(time.process_time() - c0)
         assert scores.shape == (args.n,) and np.isfinite(scores).all()

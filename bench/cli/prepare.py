@@ -18,14 +18,14 @@ def _build_task(name: str, task_opts: list[str] | None, artifacts: str | None, d
     from bench.tasks.image_task import VQImageTask
 
     spec = task_spec(name)
-    if not issubclass(spec.cls, VQImageTask):
+    if not issubclass(spec.load(), VQImageTask):
         raise UserError(f"task {name!r} has no models to prepare (only VQ-VAE image tasks do)")
     params = _key_values(task_opts, "--task-opt")
     if artifacts:
         params["artifacts"] = artifacts
     if device:
         params["device"] = device
-    return spec.build(spec.resolved_params(params))
+    return spec.build(overrides=params)
 
 
 def _add_task_options(parser: argparse.ArgumentParser) -> None:

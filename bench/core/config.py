@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from bench.core.errors import UserError
-from bench.core.registry import stable_hash
+from bench.core.hashing import stable_hash
 
 
 class ConfigError(UserError, ValueError):
@@ -97,6 +97,47 @@ class MetricsConfig:
         return cls(**_from_mapping(cls, data, "metrics."))
 
 
+TIMEOUT_ACTIONS = ("fail", "fallback")
+
+
+@dataclass(frozen=True)
+class ProposalLimits:
+    """What a run tolerates from its optimizer.
+
+    ``time_limit_s``: seconds one ``propose`` call may take (``inf``: no limit). This is the one
+    wall-clock limit of a run, a safety net against an optimizer that never returns: when it
+    fires the proposal is recorded as failed and the run is flagged load-dependent.
+    ``on_timeout``: ``"fail"`` ends the run failed; ``"fallback"`` evaluates harness-drawn random
+    points and goes on with the optimizer restored from its last state.
+    ``max_fallback_share``: a run in which more than this share of the batches fell back to random
+    points (because ``propose`` raised or returned invalid latents) ends failed with the
+    optimizer's first error.
+    """
+
+    time_limit_s: float = 3600.0
+    on_timeout: str = "fail"
+    max_fallback_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time_limit_s", _number(self.time_limit_s, "limits.time_limit_s", minimum=0,
+                                                         allow_inf=True))
+        if self.on_timeout not in TIMEOUT_ACTIONS:
+            raise ConfigError(f"limits.on_timeout must be one of {', '.join(TIMEOUT_ACTIONS)}, got {self.on_timeout!r}")
+        share = _number(self.max_fallback_share, "limits.max_fallback_share", minimum=0)
+        if share > 1:
+            raise ConfigError(f"limits.max_fallback_share must be between 0 and 1, got {share!r}")
+        object.__setattr__(self, "max_fallback_share", float(share))
+
+    @property
+    def time_limit(self) -> float | None:
+        """The limit in seconds, None when there is none."""
+        return None if math.isinf(self.time_limit_s) else float(self.time_limit_s)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProposalLimits:
+        return cls(**_from_mapping(cls, data, "limits."))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One seeded run. ``optimizer`` is a registered name or preset (``name/preset``)."""
@@ -111,6 +152,7 @@ class RunConfig:
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    limits: ProposalLimits = field(default_factory=ProposalLimits)
     #: the method's name in records, folders and reports (default: ``optimizer``); lets one sweep
     #: hold the same optimizer with different run options, e.g. with and without retraining
     label: str | None = None
@@ -137,6 +179,8 @@ class RunConfig:
             object.__setattr__(self, "retrain", RetrainConfig.from_dict(self.retrain))
         if isinstance(self.metrics, dict):
             object.__setattr__(self, "metrics", MetricsConfig.from_dict(self.metrics))
+        if isinstance(self.limits, dict):
+            object.__setattr__(self, "limits", ProposalLimits.from_dict(self.limits))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -28,11 +28,14 @@ ELAPSED_S = "elapsed_s"  # wall time since the run started, at the end of this r
 MODEL_VERSION = "model_version"  # latent-space version (increments at each retraining)
 REGRET = "regret"  # known optimum minus score, NaN when the task has no known optimum
 HELDOUT_SCORE = "heldout_score"  # independent scorer, NaN when the task has none
+PRIOR_LOGLIK = "prior_loglik"  # log-likelihood of the latent under the task's code prior, NaN without one
+#: per-point columns a task may fill through ``Evaluation.extras`` (NaN where it does not)
+EXTRA_COLUMNS = (REGRET, HELDOUT_SCORE, PRIOR_LOGLIK)
 
 RECORD_COLUMNS = (
     RUN_ID, TASK, TASK_SIGNATURE, OPTIMIZER, PRESET_HASH, SEED, BATCH, EVAL, QUERY, LATENT,
     SCORE, BEST_SO_FAR, IS_INIT, IS_DUPLICATE, IS_FALLBACK, PROPOSE_S, EVALUATE_S, ELAPSED_S,
-    MODEL_VERSION, REGRET, HELDOUT_SCORE,
+    MODEL_VERSION, *EXTRA_COLUMNS,
 )
 # Columns that measure the machine, not the algorithm: excluded when comparing two runs.
 TIMING_COLUMNS = (PROPOSE_S, EVALUATE_S, ELAPSED_S)

@@ -2,14 +2,16 @@
 
 An optimizer sees the whole data set at every call rather than a stream of ``tell``\\ s, because
 weighted retraining re-encodes every point into a new latent space: the data do not only grow.
+``propose`` returns a :class:`Proposal` (the latents and the diagnostics of how they were
+found); nothing travels through attributes set on the optimizer.
 """
 
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -23,6 +25,8 @@ class Observations:
     ``latents`` has shape (N, height, width), ``scores`` shape (N,) (higher is better) and
     ``weights`` is None or shape (N,) (the rank weights of weighted retraining, when enabled).
     ``version`` is the latent-space version: it changes whenever the task re-encodes the data.
+    ``codebook`` is the task's current code vectors, (codebook_size, dim), when the task exposes
+    them (:meth:`bench.core.task.Task.codebook`), else None; it changes with ``version``.
     """
 
     space: CodeGrid
@@ -30,6 +34,7 @@ class Observations:
     scores: np.ndarray
     weights: np.ndarray | None = None
     version: int = 0
+    codebook: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.latents) != len(self.scores):
@@ -53,6 +58,31 @@ class Observations:
         """Indices of the ``m`` best observations, best first (stable on ties)."""
         return np.argsort(-self.scores, kind="stable")[:m]
 
+    def subset(self, index: np.ndarray) -> Observations:
+        """The observations at ``index`` (same space, version and codebook)."""
+        weights = None if self.weights is None else self.weights[index]
+        return Observations(self.space, self.latents[index], self.scores[index], weights, self.version,
+                            self.codebook)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What one :meth:`Optimizer.propose` call produced.
+
+    ``latents``: int array (n, height, width), the points to evaluate next.
+    ``info``: diagnostics, one mapping per solve or per proposal (solver status, objective,
+    bound, gap, seconds, ...); they land in ``proposals.parquet`` with an ``info_`` prefix.
+    ``load_dependent``: True when a wall-clock limit decided (part of) this proposal, so the
+    same seed may give other proposals on a busier machine; the run is then flagged.
+    """
+
+    latents: np.ndarray
+    info: tuple[Mapping[str, Any], ...] = field(default=())
+    load_dependent: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "info", tuple(dict(item) for item in self.info))
+
 
 class Optimizer(ABC):
     """Base class of every optimizer.
@@ -66,25 +96,27 @@ class Optimizer(ABC):
         self.space = space
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self.last_info: list[dict[str, Any]] = []
 
     @abstractmethod
-    def propose(self, n: int, data: Observations) -> np.ndarray:
-        """Return ``n`` latents to evaluate next, an int array of shape (n, height, width).
+    def propose(self, n: int, data: Observations) -> Proposal:
+        """Return a :class:`Proposal` of ``n`` latents to evaluate next.
 
         ``data.space`` is authoritative (its mask may change after retraining). The proposals
         should be distinct from each other and from ``data.latents``; the harness flags, but
-        still evaluates, duplicates. Diagnostics for the proposals (solver status, gap, ...)
-        go in ``self.last_info``, one dict per proposal or per solve.
+        still evaluates, duplicates. An exception raised here is recorded and the harness
+        proposes random points instead (a run whose share of such fallbacks is too high fails).
         """
 
     def state_dict(self) -> dict[str, Any]:
-        """A picklable snapshot from which :meth:`load_state_dict` restores the exact state.
+        """A snapshot of plain data from which :meth:`load_state_dict` restores the exact state.
 
-        The default deep-copies the instance attributes, which is right for optimizers whose
-        state is plain Python/numpy objects; override when that is not picklable or too big.
+        Checkpoints store it without pickle (see :mod:`bench.store.safe`), so it may hold only
+        None, bools, numbers, strings, bytes, lists, tuples, dicts, numpy arrays and numpy
+        random generators. The default copies every instance attribute but ``space`` (rebuilt
+        by the constructor); override when an attribute is anything else (solver handles,
+        library objects): return the data they are rebuilt from.
         """
-        return copy.deepcopy(vars(self))
+        return {key: copy.deepcopy(value) for key, value in vars(self).items() if key != "space"}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a snapshot made by :meth:`state_dict` (on an instance built the same way)."""

@@ -1,18 +1,20 @@
-"""The task interface: a black-box function over a :class:`~bench.space.CodeGrid`.
+"""The task interface: a black-box function over a :class:`~bench.core.space.CodeGrid`.
 
-Image tasks (a VQ-VAE decoder followed by a scorer) additionally implement
-:class:`RetrainableTask`, which the run loop uses for weighted retraining.
+``evaluate`` returns an :class:`Evaluation` (scores, and the decoded images and per-point extras
+where the task has them). Image tasks (a VQ-VAE decoder followed by a scorer) additionally
+implement :class:`RetrainableTask`, which the run loop uses for weighted retraining.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from bench.core import constants as C
 from bench.core.space import CodeGrid
 
 
@@ -29,11 +31,45 @@ class InitialData:
     images: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What evaluating a batch of n latents produced.
+
+    ``scores``: float64 (n,), higher is better. ``images``: float32 (n, C, H, W) in [0, 1], the
+    decoded images that were scored (image tasks), else None. ``extras``: per-point float
+    columns beside the score, keyed by the names in :data:`bench.core.constants.EXTRA_COLUMNS`
+    (e.g. ``regret``, ``heldout_score``).
+    """
+
+    scores: np.ndarray
+    images: np.ndarray | None = None
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        object.__setattr__(self, "scores", scores)
+        n = len(scores)
+        if self.images is not None and len(self.images) != n:
+            raise ValueError(f"Evaluation: {len(self.images)} images for {n} scores")
+        extras = {}
+        for key, values in dict(self.extras).items():
+            if key not in C.EXTRA_COLUMNS:
+                raise ValueError(f"Evaluation: unknown extra column {key!r}; valid: {', '.join(C.EXTRA_COLUMNS)}")
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            if len(values) != n:
+                raise ValueError(f"Evaluation: {len(values)} values of {key!r} for {n} scores")
+            extras[key] = values
+        object.__setattr__(self, "extras", extras)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
 class Task(ABC):
     """A maximisation problem over a grid of codes."""
 
-    #: registry name, set by :func:`bench.registry.register_task`
-    name: str = ""
+    #: registry name without preset; set by :func:`bench.core.registry.register_task` on the class
+    name: ClassVar[str] = ""
     #: initial design size used when the run config does not set one
     default_n_initial: int = 20
 
@@ -50,25 +86,22 @@ class Task(ABC):
         """
 
     @abstractmethod
-    def evaluate(self, latents: np.ndarray) -> np.ndarray:
-        """Scores (float64, shape (n,), higher is better) of a batch of (n, height, width) latents."""
+    def evaluate(self, latents: np.ndarray) -> Evaluation:
+        """Scores (and images and extras, where the task has them) of (n, height, width) latents."""
 
-    def decode(self, latents: np.ndarray) -> np.ndarray:
-        """Images (float32, (n, C, H, W) in [0, 1]) for a batch of latents, where that makes sense."""
-        raise NotImplementedError(f"task {self.name!r} has no images")
+    def codebook(self) -> np.ndarray | None:
+        """The current code vectors, float (codebook_size, dim), or None when the task has none.
 
-    def diagnostics(self, latents: np.ndarray) -> dict[str, np.ndarray]:
-        """Optional per-point columns beside the score, e.g. ``regret`` or ``heldout_score``.
-
-        Keys must be record column names from :mod:`bench.constants`.
+        Optimizers that search the continuous embedding space read it from
+        :attr:`bench.core.optimizer.Observations.codebook`.
         """
-        return {}
+        return None
 
     def set_metrics(self, images: np.ndarray, subset: str) -> list[dict[str, Any]]:
         """Set-level metrics (FID, KID, ...) of a batch of images; rows for ``metrics.parquet``.
 
         Each row holds the metric name, value, std, n, reference set and feature extractor
-        (see the ``METRIC_*`` names in :mod:`bench.constants`). Default: none.
+        (see the ``METRIC_*`` names in :mod:`bench.core.constants`). Default: none.
         """
         return []
 
@@ -87,16 +120,13 @@ class Task(ABC):
         Two runs with equal signatures optimized the same function.
         """
         h = hashlib.sha256(self.fingerprint())
-        scores = np.asarray(self.evaluate(self.probe_latents()), dtype=np.float64)
+        scores = self.evaluate(self.probe_latents()).scores
         h.update(np.round(scores, 6).tobytes())
         return h.hexdigest()[:16]
 
 
 class RetrainableTask(Task):
     """A task whose latent space comes from a generative model that can be fine-tuned."""
-
-    #: increments after every :meth:`fine_tune`; stored in every record row
-    model_version: int = 0
 
     @abstractmethod
     def encode(self, images: np.ndarray) -> np.ndarray:
@@ -107,24 +137,18 @@ class RetrainableTask(Task):
         """Images (float32, (n, C, H, W) in [0, 1]) of a batch of latents under the current model."""
 
     @abstractmethod
-    def score_images(self, images: np.ndarray) -> np.ndarray:
-        """Black-box scores of images (the same scorer for initial data and queries)."""
-
-    @abstractmethod
     def fine_tune(self, images: np.ndarray, weights: np.ndarray, epochs: float, seed: int) -> dict[str, Any]:
         """Fine-tune the generative model on ``images`` sampled with probability ∝ ``weights``.
 
-        ``epochs`` may be fractional. Increments :attr:`model_version` and refreshes
-        :attr:`space`. Returns training statistics (loss, codebook usage, ...).
+        ``epochs`` may be fractional; :attr:`space` reflects the new model afterwards. Returns
+        training statistics (loss, codebook usage, ...), plain numbers for ``run.json``.
         """
 
     @abstractmethod
     def model_state(self) -> dict[str, Any]:
-        """Picklable state of everything fine-tuning changes (weights, optimizer, version)."""
+        """Snapshot of everything fine-tuning changes (weights, optimizer state), as plain data
+        and tensors/arrays, so that checkpoints store it without pickle."""
 
     @abstractmethod
     def load_model_state(self, state: dict[str, Any]) -> None:
         """Restore a snapshot made by :meth:`model_state`."""
-
-    def evaluate(self, latents: np.ndarray) -> np.ndarray:
-        return self.score_images(self.decode(latents))

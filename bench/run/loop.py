@@ -1,29 +1,46 @@
-"""The run loop: a pure function of (task, optimizer, config) that yields one result per batch.
+"""The run loop: a pure function of (task, optimizer, config, seed) that yields one result per batch.
 
-No file I/O happens here; :mod:`bench.runner` writes what this yields. Randomness that belongs
-to the harness (initial design, fallback proposals, retraining) comes from generators derived
-from (seed, purpose, batch), so it does not depend on what the optimizer did and a resumed run
-draws exactly what an uninterrupted one would.
+No file I/O happens here; :mod:`bench.run.runner` hands what this yields to the store.
+Randomness that belongs to the harness (initial design, fallback proposals, retraining) comes
+from generators derived from (seed, purpose, batch), so it does not depend on what the optimizer
+did and a resumed run draws exactly what an uninterrupted one would.
+
+Every batch: build :class:`~bench.core.optimizer.Observations` from the state, call ``propose``
+through :func:`bench.run.guard.call_guarded`, evaluate (falling back to harness-drawn random
+points when the optimizer failed), make record rows, compute metrics at checkpoints, retrain
+the task's generative model when due, and snapshot the state.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import traceback
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from bench.core import constants as C
 from bench.core.config import RunConfig
-from bench.core.optimizer import Observations, Optimizer
-from bench.store.files import encode_latent
-from bench.core.task import RetrainableTask, Task
+from bench.core.errors import UserError
+from bench.core.optimizer import Observations, Optimizer, Proposal
+from bench.core.space import CodeGrid, InvalidLatents
+from bench.core.task import Evaluation, RetrainableTask, Task
+from bench.run.guard import OptimizerFailure, ProposalTimeout, call_guarded
 
 # Purposes of the harness's random streams (part of the seed sequence).
-_STREAM_INIT, _STREAM_FALLBACK, _STREAM_RETRAIN = 1, 2, 3
+_STREAM_FALLBACK, _STREAM_RETRAIN = 2, 3
+
+#: builds a fresh optimizer for a space (to replace one whose ``propose`` call timed out)
+OptimizerFactory = Callable[[CodeGrid], Optimizer]
+
+
+class RunFailed(Exception):
+    """The run cannot go on (the optimizer crashed, timed out, or fell back too often)."""
+
+
+class NotRetrainable(UserError, TypeError):
+    """Weighted retraining was asked for on a task without a generative model."""
 
 
 def harness_rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
@@ -48,44 +65,6 @@ def rank_weights(scores: np.ndarray, k: float) -> np.ndarray:
     return w / w.sum()
 
 
-@dataclass
-class RunState:
-    """Everything needed to continue a run exactly after the last completed batch."""
-
-    batch: int  # last completed batch (0 = initial design)
-    queries: int  # optimizer queries done
-    latents: np.ndarray  # (N, H, W) in the current latent space
-    scores: np.ndarray
-    query_images: np.ndarray | None  # uint8 (Q, C, H, W) decoded images of the queries (image tasks)
-    best: float
-    elapsed_s: float
-    signature: str
-    model_version: int
-    queries_since_retrain: int
-    optimizer_state: dict[str, Any]
-    task_state: dict[str, Any] | None
-    space_mask: np.ndarray | None
-
-
-@dataclass
-class BatchResult:
-    """What one batch produced: record rows, diagnostics and metric rows, and the state after it."""
-
-    records: list[dict[str, Any]]
-    diagnostics: list[dict[str, Any]]
-    metrics: list[dict[str, Any]]
-    state: RunState
-    retrain_stats: dict[str, Any] | None = field(default=None)
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(images, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-def _from_uint8(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) / 255.0
-
-
 def duplicate_flags(proposals: np.ndarray, existing: np.ndarray) -> np.ndarray:
     """True for proposals equal to an existing latent or to an earlier proposal in the batch."""
     width = int(np.prod(proposals.shape[1:]))
@@ -98,157 +77,264 @@ def duplicate_flags(proposals: np.ndarray, existing: np.ndarray) -> np.ndarray:
     return flags
 
 
-def run(task: Task, optimizer: Optimizer, config: RunConfig, *, preset_hash: str,
-        resume: RunState | None = None) -> Iterator[BatchResult]:
-    """Run ``optimizer`` on ``task`` as ``config`` says, yielding after the initial design and each batch.
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] as uint8 (what the store keeps of every scored image)."""
+    return np.clip(np.rint(np.asarray(images, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
 
-    With ``resume`` (the state of a previous :class:`BatchResult`), the task's model and the
-    optimizer are restored and the run continues with the next batch, producing exactly the
-    records an uninterrupted run would (timings aside).
-    """
-    retrain = config.retrain
-    retraining = retrain.enabled
-    if retraining and not isinstance(task, RetrainableTask):
-        raise TypeError(f"task {task.name!r} has no generative model to retrain; drop the retrain options")
-    needs_images = isinstance(task, RetrainableTask) and (retraining or config.metrics.every > 0)
-    n_initial = config.n_initial or task.default_n_initial
-    start = time.perf_counter()
 
-    init = task.initial_data(config.seed, n_initial)
-    init_images = init.images
-    if needs_images and init_images is None:
-        raise TypeError(f"task {task.name!r} returned no images with its initial data")
+def from_uint8(images: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_uint8` (up to rounding)."""
+    return images.astype(np.float32) / 255.0
 
-    def row_base(signature: str) -> dict[str, Any]:
-        return {C.RUN_ID: config.run_id, C.TASK: config.task, C.TASK_SIGNATURE: signature,
-                C.OPTIMIZER: config.label, C.PRESET_HASH: preset_hash, C.SEED: config.seed}
 
-    def make_rows(base: dict[str, Any], latents: np.ndarray, scores: np.ndarray, *, batch: int, first_eval: int,
-                  first_query: int, best: float, is_init: bool, dup: np.ndarray, fallback: bool,
-                  propose_s: float, evaluate_s: float, elapsed_s: float, version: int) -> tuple[list[dict], float]:
-        extra = task.diagnostics(latents)
-        rows = []
+@dataclass
+class RunState:
+    """Everything needed to continue a run exactly after the last completed batch."""
+
+    batch: int  # last completed batch (0 = initial design)
+    queries: int  # optimizer queries done
+    latents: np.ndarray  # (N, H, W) in the current latent space
+    scores: np.ndarray
+    best: float
+    elapsed_s: float
+    signature: str
+    model_version: int  # retrainings done
+    queries_since_retrain: int
+    optimizer_state: dict[str, Any]
+    task_state: dict[str, Any] | None
+    fallbacks: int = 0  # batches evaluated from fallback points
+    first_error: str | None = None  # the optimizer's first failure message
+    load_dependent: bool = False  # a wall-clock limit decided some proposal
+    #: uint8 (Q, C, H, W) images of every query (image tasks); stored apart from the state
+    query_images: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced: record rows, diagnostics, metric rows, new images and the state after it."""
+
+    records: list[dict[str, Any]]
+    diagnostics: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    state: RunState
+    retrain_stats: dict[str, Any] | None = None
+    new_images: np.ndarray | None = None  # uint8 images of this batch's queries (image tasks)
+
+
+@dataclass(frozen=True)
+class _Proposed:
+    latents: np.ndarray
+    diagnostics: list[dict[str, Any]]
+    fallback: bool
+    seconds: float
+    error: str | None = None
+    load_dependent: bool = False
+    timed_out: bool = False
+
+
+class _Run:
+    """One run's fixed context: task, config, record-row base and clock; methods are the loop's steps."""
+
+    def __init__(self, task: Task, rebuild: OptimizerFactory | None, config: RunConfig, preset_hash: str) -> None:
+        if config.retrain.enabled and not isinstance(task, RetrainableTask):
+            raise NotRetrainable(f"task {config.task!r} has no generative model to retrain; drop the retrain options")
+        self.task = task
+        self.rebuild = rebuild
+        self.config = config
+        self.preset_hash = preset_hash
+        self.keeps_images = isinstance(task, RetrainableTask)
+        self.clock0 = time.perf_counter()
+
+    # --- rows -------------------------------------------------------------------------------
+    def rows(self, state: RunState, latents: np.ndarray, evaluation: Evaluation, *, batch: int, first_eval: int,
+             first_query: int, is_init: bool, dup: np.ndarray, proposed: _Proposed | None,
+             evaluate_s: float) -> tuple[list[dict[str, Any]], float]:
+        """Record rows of one evaluated batch; returns them and the new best score."""
+        base = {C.RUN_ID: self.config.run_id, C.TASK: self.config.task, C.TASK_SIGNATURE: state.signature,
+                C.OPTIMIZER: self.config.label, C.PRESET_HASH: self.preset_hash, C.SEED: self.config.seed,
+                C.BATCH: batch, C.IS_INIT: is_init, C.IS_FALLBACK: bool(proposed and proposed.fallback),
+                C.PROPOSE_S: proposed.seconds if proposed else 0.0, C.EVALUATE_S: evaluate_s,
+                C.ELAPSED_S: time.perf_counter() - self.clock0, C.MODEL_VERSION: state.model_version}
+        best, rows = state.best, []
+        codebook_size = self.task.space.codebook_size
         for i in range(len(latents)):
-            best = max(best, float(scores[i]))
-            rows.append({
-                **base, C.BATCH: batch, C.EVAL: first_eval + i, C.QUERY: 0 if is_init else first_query + i,
-                C.LATENT: encode_latent(latents[i], space.codebook_size), C.SCORE: float(scores[i]),
-                C.BEST_SO_FAR: best, C.IS_INIT: is_init, C.IS_DUPLICATE: bool(dup[i]), C.IS_FALLBACK: fallback,
-                C.PROPOSE_S: propose_s, C.EVALUATE_S: evaluate_s, C.ELAPSED_S: elapsed_s, C.MODEL_VERSION: version,
-                C.REGRET: float(extra[C.REGRET][i]) if C.REGRET in extra else math.nan,
-                C.HELDOUT_SCORE: float(extra[C.HELDOUT_SCORE][i]) if C.HELDOUT_SCORE in extra else math.nan,
-            })
+            best = max(best, float(evaluation.scores[i]))
+            rows.append({**base, C.EVAL: first_eval + i, C.QUERY: 0 if is_init else first_query + i,
+                         C.LATENT: encode_latent(latents[i], codebook_size), C.SCORE: float(evaluation.scores[i]),
+                         C.BEST_SO_FAR: best, C.IS_DUPLICATE: bool(dup[i]),
+                         **{key: float(evaluation.extras[key][i]) if key in evaluation.extras else math.nan
+                            for key in C.EXTRA_COLUMNS}})
         return rows, best
 
-    def all_images(query_images: np.ndarray | None) -> np.ndarray:
-        parts = [init_images] + ([_from_uint8(query_images)] if query_images is not None and len(query_images) else [])
-        return np.concatenate(parts, axis=0)
+    def evaluate(self, latents: np.ndarray) -> tuple[Evaluation, float]:
+        t0 = time.perf_counter()
+        evaluation = self.task.evaluate(latents)
+        if len(evaluation) != len(latents):
+            raise RuntimeError(f"task {self.config.task!r} returned {len(evaluation)} scores for {len(latents)} latents")
+        return evaluation, time.perf_counter() - t0
 
-    def do_retrain(latents: np.ndarray, scores: np.ndarray, query_images: np.ndarray | None, epochs: float,
-                   index: int) -> tuple[np.ndarray, dict[str, Any]]:
-        assert isinstance(task, RetrainableTask)
-        images = all_images(query_images)
-        weights = rank_weights(scores, retrain.k)
-        seed = int(harness_rng(config.seed, _STREAM_RETRAIN, index).integers(2**31))
-        stats = task.fine_tune(images, weights, epochs, seed)
-        return task.encode(images), stats
-
-    if resume is None:
-        signature = task.signature()
-        base = row_base(signature)
-        space = task.space
-        latents = space.validate(init.latents)
-        scores = np.asarray(init.scores, dtype=np.float64)
-        query_images = np.zeros((0, *init_images.shape[1:]), dtype=np.uint8) if needs_images else None
-        elapsed = time.perf_counter() - start
-        rows, best = make_rows(base, latents, scores, batch=0, first_eval=0, first_query=0, best=-math.inf,
-                               is_init=True, dup=duplicate_flags(latents, latents[:0]), fallback=False,
-                               propose_s=0.0, evaluate_s=0.0, elapsed_s=elapsed,
-                               version=getattr(task, "model_version", 0))
+    # --- the initial design -------------------------------------------------------------------
+    def initial(self, optimizer: Optimizer) -> BatchResult:
+        config, task = self.config, self.task
+        init = task.initial_data(config.seed, config.n_initial or task.default_n_initial)
+        if config.retrain.enabled and init.images is None:
+            raise RuntimeError(f"task {config.task!r} returned no images with its initial data")
+        latents = task.space.validate(init.latents)
+        evaluation = Evaluation(np.asarray(init.scores, dtype=np.float64))
+        images = None if init.images is None else np.zeros((0, *init.images.shape[1:]), dtype=np.uint8)
+        state = RunState(batch=0, queries=0, latents=latents, scores=evaluation.scores, best=-math.inf,
+                         elapsed_s=0.0, signature=task.signature(), model_version=0, queries_since_retrain=0,
+                         optimizer_state={}, task_state=None, query_images=images if self.keeps_images else None)
+        rows, best = self.rows(state, latents, self._initial_extras(latents, evaluation), batch=0, first_eval=0,
+                               first_query=0, is_init=True, dup=duplicate_flags(latents, latents[:0]),
+                               proposed=None, evaluate_s=0.0)
         stats = None
-        if retraining and retrain.initial_epochs > 0:
-            latents, stats = do_retrain(latents, scores, query_images, retrain.initial_epochs, 0)
-        space = task.space
-        state = RunState(batch=0, queries=0, latents=latents, scores=scores, query_images=query_images, best=best,
-                         elapsed_s=time.perf_counter() - start, signature=signature,
-                         model_version=getattr(task, "model_version", 0), queries_since_retrain=0,
-                         optimizer_state=optimizer.state_dict(),
-                         task_state=task.model_state() if retraining else None, space_mask=space.mask)
-        yield BatchResult(rows, [], [], state, stats)
-    else:
-        state = resume
-        if retraining:
-            assert isinstance(task, RetrainableTask) and state.task_state is not None
-            task.load_model_state(state.task_state)
-        optimizer.load_state_dict(state.optimizer_state)
-        signature = state.signature
-        base = row_base(signature)
-        start -= state.elapsed_s
+        if config.retrain.enabled and config.retrain.initial_epochs > 0:
+            latents, stats = self.retrain(latents, evaluation.scores, init.images, images,
+                                          config.retrain.initial_epochs, 0)
+            state.model_version = 1
+        state = replace(state, latents=latents, best=best, elapsed_s=time.perf_counter() - self.clock0,
+                        optimizer_state=optimizer.state_dict(), task_state=self._task_state())
+        self.init_images = init.images
+        return BatchResult(rows, [], [], state, stats)
 
-    space = task.space
-    while state.queries < config.budget:
+    def _initial_extras(self, latents: np.ndarray, scores: Evaluation) -> Evaluation:
+        """Initial points keep their own scores (of the original images); their extras (held-out
+        score, regret, ...) are the task's for their latents."""
+        return Evaluation(scores.scores, None, self.task.evaluate(latents).extras)
+
+    def _task_state(self) -> dict[str, Any] | None:
+        if self.config.retrain.enabled:
+            assert isinstance(self.task, RetrainableTask)
+            return self.task.model_state()
+        return None
+
+    def restore(self, optimizer: Optimizer, state: RunState) -> None:
+        """Bring the task's model and the optimizer back to ``state`` (resume) and set the clock."""
+        if self.config.retrain.enabled:
+            assert isinstance(self.task, RetrainableTask) and state.task_state is not None
+            self.task.load_model_state(state.task_state)
+        optimizer.load_state_dict(state.optimizer_state)
+        init = self.task.initial_data(self.config.seed, self.config.n_initial or self.task.default_n_initial)
+        self.init_images = init.images
+        self.clock0 = time.perf_counter() - state.elapsed_s
+
+    # --- one optimizer batch ------------------------------------------------------------------
+    def propose(self, optimizer: Optimizer, state: RunState, n: int, batch: int) -> tuple[_Proposed, Optimizer]:
+        """The optimizer's proposals, or harness-drawn fallback points when it failed."""
+        space = self.task.space
+        weights = rank_weights(state.scores, self.config.retrain.k) if not math.isinf(self.config.retrain.k) else None
+        data = Observations(space, state.latents, state.scores, weights, state.model_version, self.task.codebook())
+        limits = self.config.limits
+        t0 = time.perf_counter()
+        try:
+            proposal = call_guarded(lambda: optimizer.propose(n, data), limits.time_limit)
+            latents = _check_proposal(proposal, space, n)
+            diagnostics = [{C.DIAG_BATCH: batch, C.DIAG_KIND: "info", C.DIAG_MESSAGE: "",
+                            **{f"info_{k}": v for k, v in info.items()}} for info in proposal.info]
+            return _Proposed(latents, diagnostics, False, time.perf_counter() - t0,
+                             load_dependent=proposal.load_dependent), optimizer
+        except (OptimizerFailure, InvalidLatents, ProposalTimeout) as exc:
+            timed_out = isinstance(exc, ProposalTimeout)
+            if isinstance(exc, OptimizerFailure) and exc.fatal:
+                raise RunFailed(f"optimizer {self.config.optimizer!r} crashed: {exc.message}") from None
+            if timed_out and limits.on_timeout == "fail":
+                raise RunFailed(f"optimizer {self.config.optimizer!r}: {exc} (proposal time limit; "
+                                "raise limits.time_limit_s or set limits.on_timeout = 'fallback')") from None
+            if timed_out:  # the abandoned call may still mutate that object: continue with a restored copy
+                if self.rebuild is None:
+                    raise RunFailed(f"optimizer {self.config.optimizer!r}: {exc}; no way to rebuild it") from None
+                optimizer = self.rebuild(space)
+                optimizer.load_state_dict(state.optimizer_state)
+            message = str(exc) if not isinstance(exc, OptimizerFailure) else exc.message
+            kind = "timeout" if timed_out else "fallback"
+            trace = exc.trace if isinstance(exc, OptimizerFailure) else ""
+            latents = space.sample(n, harness_rng(self.config.seed, _STREAM_FALLBACK, batch))
+            diagnostics = [{C.DIAG_BATCH: batch, C.DIAG_KIND: kind, C.DIAG_MESSAGE: message, "traceback": trace}]
+            return _Proposed(latents, diagnostics, True, time.perf_counter() - t0, error=message,
+                             load_dependent=timed_out, timed_out=timed_out), optimizer
+
+    def step(self, optimizer: Optimizer, state: RunState) -> tuple[BatchResult, Optimizer]:
+        config = self.config
         batch = state.batch + 1
         n = min(config.batch_size, config.budget - state.queries)
-        weights = rank_weights(state.scores, retrain.k) if not math.isinf(retrain.k) else None
-        data = Observations(space, state.latents, state.scores, weights, state.model_version)
-        diagnostics: list[dict[str, Any]] = []
-        t0 = time.perf_counter()
-        fallback = False
-        optimizer.last_info = []
-        try:
-            proposals = space.validate(optimizer.propose(n, data), n=n)
-        except Exception as exc:  # noqa: BLE001 - any optimizer failure must not kill the run
-            fallback = True
-            proposals = space.sample(n, harness_rng(config.seed, _STREAM_FALLBACK, batch))
-            diagnostics.append({C.DIAG_BATCH: batch, C.DIAG_KIND: "fallback",
-                                C.DIAG_MESSAGE: f"{type(exc).__name__}: {exc}",
-                                "traceback": traceback.format_exc()})
-        propose_s = time.perf_counter() - t0
-        for info in optimizer.last_info:
-            diagnostics.append({C.DIAG_BATCH: batch, C.DIAG_KIND: "info", C.DIAG_MESSAGE: "",
-                                **{f"info_{k}": v for k, v in info.items()}})
-        dup = duplicate_flags(proposals, state.latents)
-
-        t1 = time.perf_counter()
-        images = None
-        if needs_images:
-            assert isinstance(task, RetrainableTask)
-            images = task.decode(proposals)
-            new_scores = np.asarray(task.score_images(images), dtype=np.float64)
-        else:
-            new_scores = np.asarray(task.evaluate(proposals), dtype=np.float64)
-        evaluate_s = time.perf_counter() - t1
-        version = state.model_version
-        rows, best = make_rows(base, proposals, new_scores, batch=batch, first_eval=len(state.scores),
-                               first_query=state.queries + 1, best=state.best, is_init=False, dup=dup,
-                               fallback=fallback, propose_s=propose_s, evaluate_s=evaluate_s,
-                               elapsed_s=time.perf_counter() - start, version=version)
-
-        latents = np.concatenate([state.latents, proposals])
-        scores = np.concatenate([state.scores, new_scores])
+        proposed, optimizer = self.propose(optimizer, state, n, batch)
+        state = self._count_fallback(state, proposed)
+        evaluation, evaluate_s = self.evaluate(proposed.latents)
+        rows, best = self.rows(state, proposed.latents, evaluation, batch=batch, first_eval=len(state.scores),
+                               first_query=state.queries + 1, is_init=False,
+                               dup=duplicate_flags(proposed.latents, state.latents), proposed=proposed,
+                               evaluate_s=evaluate_s)
+        new_images = to_uint8(evaluation.images) if self.keeps_images and evaluation.images is not None else None
+        latents = np.concatenate([state.latents, proposed.latents])
+        scores = np.concatenate([state.scores, evaluation.scores])
         query_images = state.query_images
-        if images is not None:
-            query_images = np.concatenate([query_images, _to_uint8(images)])
-        queries = state.queries + n
-        since = state.queries_since_retrain + n
+        if new_images is not None and query_images is not None:
+            query_images = np.concatenate([query_images, new_images])
+        queries, since = state.queries + n, state.queries_since_retrain + n
+        metrics = self.metrics(query_images, scores, state.queries, queries)
+        stats, version = None, state.model_version
+        if config.retrain.enabled and since >= config.retrain.every and queries < config.budget:
+            latents, stats = self.retrain(latents, scores, self.init_images, query_images, config.retrain.epochs, batch)
+            since, version = 0, version + 1
+        state = replace(state, batch=batch, queries=queries, latents=latents, scores=scores, best=best,
+                        elapsed_s=time.perf_counter() - self.clock0, model_version=version,
+                        queries_since_retrain=since, optimizer_state=optimizer.state_dict(),
+                        task_state=self._task_state(), query_images=query_images)
+        return BatchResult(rows, proposed.diagnostics, metrics, state, stats, new_images), optimizer
 
-        metrics = []
-        every = config.metrics.every
-        if every and query_images is not None and (queries // every > state.queries // every or queries == config.budget):
-            metrics = _set_metrics(task, query_images, scores[len(scores) - len(query_images):], queries,
-                                   config.metrics.n_images)
+    def _count_fallback(self, state: RunState, proposed: _Proposed) -> RunState:
+        """Count a fallback batch; fail the run once its share can no longer stay under the limit."""
+        if not proposed.fallback and not proposed.load_dependent:
+            return state
+        state = replace(state, fallbacks=state.fallbacks + int(proposed.fallback),
+                        first_error=state.first_error or proposed.error,
+                        load_dependent=state.load_dependent or proposed.load_dependent)
+        allowed = self.config.limits.max_fallback_share * self.config.n_batches
+        if state.fallbacks > allowed:
+            raise RunFailed(f"optimizer {self.config.optimizer!r} failed in {state.fallbacks} of "
+                            f"{self.config.n_batches} batches (limit: {self.config.limits.max_fallback_share:.0%}); "
+                            f"first error: {state.first_error}")
+        return state
 
-        stats = None
-        if retraining and since >= retrain.every and queries < config.budget:
-            latents, stats = do_retrain(latents, scores, query_images, retrain.epochs, batch)
-            space = task.space
-            since = 0
-        state = RunState(batch=batch, queries=queries, latents=latents, scores=scores, query_images=query_images,
-                         best=best, elapsed_s=time.perf_counter() - start, signature=signature,
-                         model_version=getattr(task, "model_version", 0), queries_since_retrain=since,
-                         optimizer_state=optimizer.state_dict(),
-                         task_state=task.model_state() if retraining else None, space_mask=space.mask)
-        yield BatchResult(rows, diagnostics, metrics, state, stats)
+    # --- metrics and retraining -----------------------------------------------------------------
+    def metrics(self, query_images: np.ndarray | None, scores: np.ndarray, before: int, after: int) -> list[dict]:
+        every = self.config.metrics.every
+        if not every or query_images is None:
+            return []
+        if not (after // every > before // every or after == self.config.budget):
+            return []
+        return _set_metrics(self.task, query_images, scores[len(scores) - len(query_images):], after,
+                            self.config.metrics.n_images)
+
+    def retrain(self, latents: np.ndarray, scores: np.ndarray, init_images: np.ndarray | None,
+                query_images: np.ndarray | None, epochs: float, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Fine-tune on every image so far with rank weights, then re-encode them all."""
+        task = self.task
+        assert isinstance(task, RetrainableTask) and init_images is not None
+        parts = [init_images] + ([from_uint8(query_images)] if query_images is not None and len(query_images) else [])
+        images = np.concatenate(parts, axis=0)
+        seed = int(harness_rng(self.config.seed, _STREAM_RETRAIN, index).integers(2**31))
+        stats = task.fine_tune(images, rank_weights(scores, self.config.retrain.k), epochs, seed)
+        return task.space.validate(task.encode(images)), stats
+
+
+def _check_proposal(proposal: Any, space: CodeGrid, n: int) -> np.ndarray:
+    """The proposal's latents as a validated (n, H, W) int64 array; :class:`InvalidLatents` otherwise."""
+    if not isinstance(proposal, Proposal):
+        raise InvalidLatents(f"propose must return a bench.core.optimizer.Proposal, got {type(proposal).__name__}")
+    latents = np.asarray(proposal.latents)
+    if latents.dtype.kind == "f":  # NaN or fractional codes are not codes
+        if not np.all(np.isfinite(latents)) or not np.all(latents == np.round(latents)):
+            raise InvalidLatents("proposed latents hold NaN, infinite or fractional codes")
+        latents = latents.astype(np.int64)
+    return space.validate(latents, n=n)
+
+
+def encode_latent(latent: np.ndarray, codebook_size: int) -> bytes:
+    """A latent grid as bytes: uint8 per code when the codebook has <= 256 codes, else uint16."""
+    dtype = np.uint8 if codebook_size <= 256 else np.dtype("<u2")
+    return np.asarray(latent, dtype=dtype).tobytes()
 
 
 def _set_metrics(task: Task, query_images: np.ndarray, query_scores: np.ndarray, at_query: int,
@@ -260,7 +346,32 @@ def _set_metrics(task: Task, query_images: np.ndarray, query_scores: np.ndarray,
     subsets = {"top": top, "last": np.arange(len(query_images) - n_images, len(query_images))}
     rows = []
     for subset, index in subsets.items():
-        for row in task.set_metrics(_from_uint8(query_images[index]), subset):
+        for row in task.set_metrics(from_uint8(query_images[index]), subset):
             rows.append({C.METRIC_AT_QUERY: at_query, C.METRIC_SUBSET: subset, **row})
     return rows
 
+
+def run(task: Task, optimizer: Optimizer, config: RunConfig, *, preset_hash: str, resume: RunState | None = None,
+        rebuild: OptimizerFactory | None = None) -> Iterator[BatchResult]:
+    """Run ``optimizer`` on ``task`` as ``config`` says, yielding after the initial design and each batch.
+
+    With ``resume`` (the state of a previous :class:`BatchResult`, its ``query_images``
+    included), the task's model and the optimizer are restored and the run continues with the
+    next batch, producing exactly the records an uninterrupted run would (timings aside).
+    Raises :class:`RunFailed` when the optimizer crashes, times out (``limits.on_timeout =
+    "fail"``) or falls back in more than ``limits.max_fallback_share`` of the batches.
+    ``rebuild(space)`` makes a fresh optimizer to replace one whose call timed out
+    (``limits.on_timeout = "fallback"``); it is restored from the last state.
+    """
+    loop = _Run(task, rebuild, config, preset_hash)
+    if resume is None:
+        first = loop.initial(optimizer)
+        yield first
+        state = first.state
+    else:
+        loop.restore(optimizer, resume)
+        state = resume
+    while state.queries < config.budget:
+        result, optimizer = loop.step(optimizer, state)
+        yield result
+        state = result.state

@@ -37,7 +37,7 @@ class TaskCache:
     def get(self, name: str, params: dict[str, Any]) -> Task:
         key = repr((name, sorted(params.items())))
         if key not in self._tasks:
-            self._tasks[key] = task_spec(name).build(params)
+            self._tasks[key] = task_spec(name).build(overrides=params)
             self.loads += 1
         return copy.deepcopy(self._tasks[key])
 
@@ -74,7 +74,11 @@ def execute_run(config: RunConfig, folder: RunFolder, *, tasks: TaskCache | None
     try:
         spec = optimizer_spec(config.optimizer)
         task = tasks.get(config.task, task_spec(config.task).resolved_params(config.task_params))
-        optimizer = spec.build(task.space, config.seed, config.optimizer_params)
+        spec.resolved_params(config.optimizer_params)  # bad parameters fail before the run starts
+
+        def make_optimizer(space: Any) -> Any:
+            return spec.build(space, config.seed, overrides=config.optimizer_params)
+
         preset_hash = spec.preset_hash(config.optimizer_params)
         info.update({"preset_hash": preset_hash, "optimizer_params": spec.resolved_params(config.optimizer_params),
                      "grid": {"height": task.space.height, "width": task.space.width,
@@ -91,7 +95,8 @@ def execute_run(config: RunConfig, folder: RunFolder, *, tasks: TaskCache | None
         retrain_log: list[dict[str, Any]] = list(info.get("retrain_log", [])) if state is not None else []
         batches = 0
         result: BatchResult
-        for result in run(task, optimizer, config, preset_hash=preset_hash, resume=state):
+        for result in run(task, make_optimizer(task.space), config, preset_hash=preset_hash, resume=state,
+                          rebuild=make_optimizer):
             records += result.records
             diagnostics += result.diagnostics
             metrics += result.metrics
