@@ -97,6 +97,15 @@ class Task(ABC):
         """
         return None
 
+    def provenance(self) -> dict[str, Any]:
+        """Plain facts about the task's models that ``run.json`` records (artifact manifest hash,
+        whether the artifacts are a ``--quick`` smoke build, label source, ...). Default: none.
+
+        The key ``quick`` set to True marks a run on smoke-test artifacts: reports flag such runs
+        and never average them with full ones.
+        """
+        return {}
+
     def set_metrics(self, images: np.ndarray, subset: str) -> list[dict[str, Any]]:
         """Set-level metrics (FID, KID, ...) of a batch of images; rows for ``metrics.parquet``.
 

@@ -80,6 +80,9 @@ def execute_run(config: RunConfig, folder: RunFolder, *, tasks: TaskCache | None
             return spec.build(space, config.seed, overrides=config.optimizer_params)
 
         preset_hash = spec.preset_hash(config.optimizer_params)
+        info["task_provenance"] = task.provenance()
+        if spec.package:
+            info["packages"] = {**info["packages"], **package_versions([spec.package])}
         info.update({"preset_hash": preset_hash, "optimizer_params": spec.resolved_params(config.optimizer_params),
                      "grid": {"height": task.space.height, "width": task.space.width,
                               "codebook_size": task.space.codebook_size}})

@@ -162,10 +162,11 @@ def records_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 # --- run folders ----------------------------------------------------------------------------
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that determine results."""
+def package_versions(extra: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of the packages that determine results, plus ``extra`` distributions (a plug-in's own)."""
     names = ["numpy", "scipy", "pandas", "pyarrow", "torch", "torchvision", "lightgbm", "xgboost",
-             "catboost", "highspy", "scikit-optimize", "scikit-learn", "entmoot", "pytorch-fid", "submitit"]
+             "catboost", "highspy", "scikit-optimize", "scikit-learn", "entmoot", "pytorch-fid", "submitit",
+             *extra]
     out = {"python": platform.python_version()}
     for name in names:
         try:
