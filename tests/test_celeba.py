@@ -155,7 +155,7 @@ def test_prepare_and_run_end_to_end(celeba_root: Path, tmp_path: Path, capsys: p
 
     config = RunConfig(task="smile-celeba", optimizer="random", seed=0, budget=3, task_params=params)
     folder = run_folder(tmp_path / "sweep", config)
-    assert execute_run(config, folder) == C.STATUS_COMPLETED, folder.read_run().get("error")
+    assert execute_run(config, folder) == C.STATUS_COMPLETED, folder.read_info().get("error")
     records = folder.read_records()
     assert len(records) == 4 + 3
     assert np.isfinite(records[C.SCORE]).all() and np.isfinite(records[C.HELDOUT_SCORE]).all()

@@ -8,7 +8,7 @@ import pytest
 
 from bench.core import constants as C
 from bench.cli.main import main
-from bench.store.files import RunFolder
+from bench.store.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,6 @@ Held-out score = 10 x score. Plus a *running* ``good`` seed 6 (huge scores) and 
 from __future__ import annotations
 
 import math
-import types
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,9 @@ from bench.core import constants as C
 from bench.analysis import report as R
 from bench.analysis.aggregate import load_sweep
 from bench.cli.main import main
-from bench.store.files import RunFolder, encode_latent, records_frame, write_frame, write_pickle
-from bench.core.task import InitialData
+from bench.core.records import encode_latent, records_frame
+from bench.store.files import write_frame
+from bench.store.run_folder import RunFolder
 
 SEEDS = range(6)
 GRID = {"height": 2, "width": 2, "codebook_size": 8}
@@ -71,7 +71,7 @@ def write_run(sweep: Path, method: str, seed: int, *, status: str = C.STATUS_COM
             C.PROPOSE_S: 0.0 if is_init else PROPOSE_S[method], C.EVALUATE_S: 0.01, C.ELAPSED_S: 0.1 + i,
             C.MODEL_VERSION: 0, C.REGRET: math.nan, C.HELDOUT_SCORE: 10.0 * score,
         })
-    write_frame(folder.records_path, records_frame(rows))
+    write_frame(folder.file(C.RECORDS_FILE), records_frame(rows))
     metrics = []
     for at_query, offset in ((2, 999.0), (4, 0.0)):  # only the final checkpoint (4) may be reported
         for subset in ("top", "last"):
@@ -85,7 +85,7 @@ def write_run(sweep: Path, method: str, seed: int, *, status: str = C.STATUS_COM
     write_frame(folder.path / C.METRICS_FILE, pd.DataFrame(metrics))
     write_frame(folder.path / C.DIAGNOSTICS_FILE, pd.DataFrame({C.DIAG_BATCH: [1], C.DIAG_KIND: ["info"],
                                                                  C.DIAG_MESSAGE: [""]}))
-    folder.write_run({
+    folder.write_info({
         "status": status, "run_id": f"{method}-{seed}", "task_signature": "sig-toy", "preset_hash": "h",
         "config": {"task": "toy", "optimizer": "random" if method == "random" else f"opt-{method}", "label": method,
                    "seed": seed, "budget": 4, "batch_size": 1, "task_params": {}},
@@ -236,32 +236,28 @@ def test_tables_are_byte_identical_on_regeneration(reported: Path, tmp_path: Pat
             assert (tmp_path / name).read_bytes() == (reported / "report" / name).read_bytes(), name
 
 
-class ImageToy:
-    """A stand-in image task: latent code c at every pixel of quadrant i -> grey level c / 8."""
-
-    def initial_data(self, seed: int, n: int) -> InitialData:
-        return InitialData(np.zeros((n, 2, 2), dtype=np.int64), np.zeros(n), np.full((n, 1, 4, 4), 0.5, np.float32))
-
-    def decode(self, latents: np.ndarray) -> np.ndarray:
-        return np.repeat(np.repeat(latents[:, None].astype(np.float32) / 8, 2, axis=2), 2, axis=3)
+def store_images(folder: RunFolder, queries: np.ndarray, initial: np.ndarray) -> None:
+    """What the runner stores for an image task: raw query frames, run.json's count, initial images."""
+    (folder.path / C.QUERY_IMAGES_FILE).write_bytes(queries.tobytes())
+    folder.write_info({**folder.read_info(), "images": {"shape": list(queries.shape[1:]), "queries": len(queries)}})
+    folder.write_initial_images(initial)
 
 
-def test_image_grid_top_k_per_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_image_grid_top_k_per_method(tmp_path: Path) -> None:
     sweep = tmp_path / "img"
     for method in ("good", "random"):
         for seed in (0, 1):
-            write_run(sweep, method, seed)
-    # good seed 1 stored the images it scored: they are used instead of decoding
-    stored = np.full((4, 1, 4, 4), 77, dtype=np.uint8)
-    folder = RunFolder.for_config(sweep, ("task=toy", "opt=good", "seed=1"))
-    write_pickle(folder.checkpoint_path, {"n_records": 6, "state": types.SimpleNamespace(query_images=stored)})
-    monkeypatch.setattr(R, "_task_for", lambda sweep, name: ImageToy())
-    train, per_method, note = R.top_images(load_sweep(sweep), "toy", 2)
-    assert train.shape == (2, 1, 4, 4) and note == ""
+            folder = write_run(sweep, method, seed)
+            # query q of a run is stored as grey level 10 * seed + q: each image says where it came from
+            queries = np.stack([np.full((1, 4, 4), 10 * seed + q, dtype=np.uint8) for q in range(1, 5)])
+            store_images(folder, queries, np.full((3, 1, 4, 4), 128, dtype=np.uint8))
+    sweep_data = load_sweep(sweep)
+    assert R.top_images(sweep_data, "other-task", 2)[0] is None
+    train, per_method, note = R.top_images(sweep_data, "toy", 2)
+    assert train.shape == (3, 1, 4, 4) and note == "" and np.allclose(train, 128 / 255)
     assert [(score, seed) for _, score, seed in per_method["good"]] == [(11.0, 1), (10.0, 0)]
-    assert np.allclose(per_method["good"][0][0], 77 / 255)  # from the checkpoint
-    expected = ImageToy().decode(latent_for(5, 0, "good")[None])[0]  # query 4 of seed 0 is eval 5
-    assert np.allclose(per_method["good"][1][0], expected)
+    assert np.allclose(per_method["good"][0][0], 14 / 255)  # seed 1's best is its query 4
+    assert np.allclose(per_method["good"][1][0], 4 / 255)  # seed 0's query 4
     paths = R.plot_image_grid(train, per_method, 2, "toy", tmp_path)
     assert all(p.stat().st_size > 1000 for p in paths)
 

@@ -21,7 +21,7 @@ from bench.core import registry
 from bench.core.config import RunConfig
 from bench.run.loop import _STREAM_RETRAIN, harness_rng, rank_weights, run
 from bench.core.optimizer import Observations, Proposal, Optimizer
-from bench.store.files import RunFolder
+from bench.store.run_folder import RunFolder
 from bench.run.runner import execute_run, run_folder
 from bench.core.space import CodeGrid
 from bench.core.task import Evaluation, InitialData, RetrainableTask
@@ -223,7 +223,7 @@ def test_retraining_needs_a_retrainable_task() -> None:
 
 
 def read_run(folder: RunFolder) -> tuple[pd.DataFrame, pd.DataFrame]:
-    metrics = folder.read_optional(C.METRICS_FILE)
+    metrics = folder.read_table(C.METRICS_FILE)
     assert metrics is not None
     return algorithmic(folder.read_records()), metrics.reset_index(drop=True)
 
@@ -244,7 +244,7 @@ def test_metrics_rows_at_checkpoints_carry_n_reference_and_features(tmp_path: Pa
     assert (metrics[C.METRIC_FEATURES] == f"task-features:{FAKE_TASK}").all()
     assert metrics[C.METRIC_VALUE].notna().all()
     assert metrics.loc[metrics[C.METRIC_NAME] == "kid", C.METRIC_STD].notna().all()
-    info = folder.read_run()
+    info = folder.read_info()
     assert [entry["after_query"] for entry in info["retrain_log"]] == [5]
     assert [entry["model_version"] for entry in info["retrain_log"]] == [1]
     assert records[C.MODEL_VERSION].max() == 1
@@ -266,7 +266,7 @@ def assert_same_run(folder: RunFolder, reference: RunFolder) -> None:
     reference_records, reference_metrics = read_run(reference)
     pd.testing.assert_frame_equal(records, reference_records)
     pd.testing.assert_frame_equal(metrics, reference_metrics)
-    assert folder.read_run()["retrain_log"] == reference.read_run()["retrain_log"]
+    assert folder.read_info()["retrain_log"] == reference.read_info()["retrain_log"]
 
 
 def test_run_is_reproducible(uninterrupted_run: RunFolder, tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from bench.core import constants as C
 from bench.core.config import RunConfig
 from bench.run.loop import run
 from bench.core.optimizer import Observations, Optimizer, Proposal
-from bench.store.files import RunFolder, decode_latents, read_frame, records_frame, write_frame
+from bench.core.records import decode_latents, records_frame
+from bench.store.files import read_frame, write_frame
+from bench.store.run_folder import RunFolder
 from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
 
@@ -98,16 +100,16 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path, optimizer: str) -> Non
     assert part.status() == C.STATUS_RUNNING
     assert execute_run(config, part) == C.STATUS_COMPLETED
     pd.testing.assert_frame_equal(algorithmic(full.read_records()), algorithmic(part.read_records()))
-    info = part.read_run()
+    info = part.read_info()
     assert info["attempts"] == 2 and info["status"] == C.STATUS_COMPLETED
-    assert info["task_signature"] == full.read_run()["task_signature"]
+    assert info["task_signature"] == full.read_info()["task_signature"]
 
 
 def test_run_json_provenance(tmp_path: Path) -> None:
     config = RunConfig(task="closed-form", optimizer="random", seed=0, budget=3)
     folder = run_folder(tmp_path, config)
     execute_run(config, folder)
-    info = folder.read_run()
+    info = folder.read_info()
     assert folder.path == tmp_path / "runs" / "task=closed-form" / "opt=random" / "seed=0"
     for key in ("config", "packages", "git", "host", "started", "finished", "status", "task_signature",
                 "preset_hash", "run_id"):
@@ -124,7 +126,7 @@ def test_failed_run_is_marked_and_retried(tmp_path: Path) -> None:
     config = RunConfig(task="closed-form", optimizer="random", seed=0, budget=3, task_params={"height": 0})
     folder = run_folder(tmp_path, config)
     assert execute_run(config, folder) == C.STATUS_FAILED
-    info = folder.read_run()
+    info = folder.read_info()
     assert info["status"] == C.STATUS_FAILED and "height" in info["error"]
     assert "Traceback" in (folder.path / C.ERROR_FILE).read_text()
 
@@ -147,7 +149,7 @@ def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path) -> No
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = RunFolder(tmp_path / "killed/runs/task=closed-form/opt=evolution/seed=2")
     deadline = time.time() + 120
-    while time.time() < deadline and not (folder.records_path.exists() and len(folder.read_records()) > 60):
+    while time.time() < deadline and not (folder.file(C.RECORDS_FILE).exists() and len(folder.read_records()) > 60):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

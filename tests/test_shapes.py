@@ -78,7 +78,7 @@ def test_bench_run_prepare_grid_and_perf(tmp_path: Path, capsys: pytest.CaptureF
     config = RunConfig(task="shapes", optimizer="random", seed=0, budget=5, n_initial=8,
                        task_params={"device": "cpu"})
     folder = run_folder(tmp_path / "sweep", config)
-    assert execute_run(config, folder) == C.STATUS_COMPLETED, folder.read_run().get("error")
+    assert execute_run(config, folder) == C.STATUS_COMPLETED, folder.read_info().get("error")
     records = folder.read_records()
     assert len(records) == 13 and records[C.SCORE].between(0, 4096).all()
 

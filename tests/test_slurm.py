@@ -16,8 +16,13 @@ import pandas as pd
 import pytest
 
 from bench.core import constants as C
-from bench.sweep.launch import (Profile, SweepJob, format_status, launch, make_executor, slurm_available, sweep_status,
-                            wait_for_jobs)
+from bench.store.sweep_folder import SweepFolder
+from bench.sweep.cluster import slurm_available
+from bench.sweep.job import SweepJob
+from bench.sweep.launch import launch, make_executor, wait_for_jobs
+from bench.sweep.profiles import Profile
+from bench.sweep.status import format_status, sweep_status
+
 from bench.run.runner import execute_run, run_folder
 from bench.sweep.spec import parse_spec, write_resolved
 
@@ -59,7 +64,7 @@ def test_small_sweep_runs_as_an_array(tmp_path: Path) -> None:
     assert [row.state for row in rows] == [C.STATUS_COMPLETED] * 3
     assert "3 runs: 3 completed" in format_status(rows)
     for config in spec.runs:
-        assert run_folder(tmp_path, config).read_run()["host"]["slurm_job_id"]
+        assert run_folder(tmp_path, config).read_info()["host"]["slurm_job_id"]
 
 
 def test_interrupted_job_requeues_and_resumes_identically(tmp_path: Path) -> None:
@@ -67,19 +72,19 @@ def test_interrupted_job_requeues_and_resumes_identically(tmp_path: Path) -> Non
                        "run": {"budget": 60, "batch_size": 1, "n_initial": 4}, "method": [{"optimizer": "evolution"}]})
     config = spec.runs[0]
     sweep_dir = tmp_path / "sweep"
-    write_resolved(spec, sweep_dir)
+    write_resolved(spec, SweepFolder(sweep_dir))
     folder = run_folder(sweep_dir, config)
     executor = make_executor("slurm", sweep_dir / "submitit", PROFILE)
     job = executor.submit(SweepJob(str(sweep_dir), [config.to_dict()], spec.name, False, 1))
 
     def progressed() -> bool:
-        return folder.exists() and int(folder.read_run().get("queries_done", 0)) >= 5
+        return folder.exists() and int(folder.read_info().get("queries_done", 0)) >= 5
 
     wait_until(progressed, 180, "the run to checkpoint a few batches")
     job._interrupt()  # preemption: SIGTERM then the checkpoint signal; submitit requeues the job
     reports, lost, unfinished = wait_for_jobs("slurm", [job], 300, quiet)
     assert not lost and not unfinished and len(reports) == 1
-    info = folder.read_run()
+    info = folder.read_info()
     assert info["status"] == C.STATUS_COMPLETED
     assert info["attempts"] == 2, "the job was not interrupted mid-run; make the run longer"
 

@@ -13,8 +13,11 @@ import pytest
 from bench.core import constants as C
 from bench.cli.main import main as bench_main
 from bench.core.config import ConfigError
-from bench.sweep.launch import (LAUNCHES_DIR, PROFILES_DIR, Profile, format_status, launch, load_profile, plan_jobs,
-                            plan_local_jobs, sweep_status)
+from bench.store.sweep_folder import LAUNCHES_DIR, SweepFolder
+from bench.sweep.launch import launch
+from bench.sweep.plan import plan_jobs, plan_local_jobs
+from bench.sweep.profiles import PROFILES_DIR, Profile, load_profile
+from bench.sweep.status import format_status, sweep_status
 from bench.store.files import read_json
 from bench.core.registry import UnknownName
 from bench.run.runner import execute_run, run_folder
@@ -125,15 +128,15 @@ def test_profile_errors(tmp_path: Path) -> None:
 
 def test_sweep_json_lists_every_resolved_run(tmp_path: Path) -> None:
     spec = parse_spec(SPEC)
-    path = write_resolved(spec, tmp_path)
+    path = write_resolved(spec, SweepFolder(tmp_path))
     data = read_json(path)
     assert path.name == SWEEP_FILE and data["name"] == "t"
     assert [r["run_id"] for r in data["runs"]] == [c.run_id for c in spec.runs]
     assert data["runs"][0]["folder"] == "runs/task=closed-form+small/opt=random/seed=0"
     # the JSON round trip (inf written as a string) keeps every run id
-    assert [c.run_id for c in read_resolved_runs(tmp_path)] == [c.run_id for c in spec.runs]
+    assert [c.run_id for c in read_resolved_runs(SweepFolder(tmp_path))] == [c.run_id for c in spec.runs]
     with pytest.raises(ConfigError, match="holds sweep"):
-        write_resolved(parse_spec(spec_with(name="other")), tmp_path)
+        write_resolved(parse_spec(spec_with(name="other")), SweepFolder(tmp_path))
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ def test_packs_never_mix_tasks() -> None:
 
 def test_debug_sweep_then_idempotent_relaunch(tmp_path: Path) -> None:
     spec = parse_spec(SPEC)
-    write_resolved(spec, tmp_path)
+    write_resolved(spec, SweepFolder(tmp_path))
     assert {row.state for row in sweep_status(tmp_path)} == {C.STATUS_PENDING}
     result = launch(spec, tmp_path, "debug", profile=PROFILE, log=quiet)
     assert len(result.reports) == 4 and not result.lost_jobs  # two tasks x 4 runs, packs of <= 3
@@ -169,7 +172,7 @@ def test_debug_sweep_then_idempotent_relaunch(tmp_path: Path) -> None:
     assert len(list((tmp_path / LAUNCHES_DIR).glob("*.json"))) == 1
     for config in spec.runs:
         pd.testing.assert_frame_equal(run_folder(tmp_path, config).read_records(), before[config.run_id])
-        assert run_folder(tmp_path, config).read_run()["attempts"] == 1
+        assert run_folder(tmp_path, config).read_info()["attempts"] == 1
 
 
 def test_relaunch_resumes_partial_run_to_identical_records(tmp_path: Path) -> None:
@@ -180,10 +183,10 @@ def test_relaunch_resumes_partial_run_to_identical_records(tmp_path: Path) -> No
     assert execute_run(config, reference) == C.STATUS_COMPLETED
     folder = run_folder(tmp_path / "sweep", config)
     assert execute_run(config, folder, stop_after_batches=3) == C.STATUS_RUNNING  # as if preempted
-    write_resolved(spec, tmp_path / "sweep")
+    write_resolved(spec, SweepFolder(tmp_path / "sweep"))
     assert [row.state for row in sweep_status(tmp_path / "sweep")] == [C.STATUS_RUNNING]
     launch(spec, tmp_path / "sweep", "debug", profile=PROFILE, log=quiet)
-    assert folder.read_run()["attempts"] == 2 and folder.status() == C.STATUS_COMPLETED
+    assert folder.read_info()["attempts"] == 2 and folder.status() == C.STATUS_COMPLETED
     pd.testing.assert_frame_equal(comparable(folder.read_records()), comparable(reference.read_records()))
 
 
@@ -206,8 +209,8 @@ def test_failed_runs_are_isolated_and_rerun_only_when_asked(tmp_path: Path) -> N
     retried = launch(spec, tmp_path, "debug", profile=PROFILE, retry_failed=True, log=quiet)
     assert sorted(r for rep in retried.reports for r in rep.statuses) == sorted(
         c.run_id for c in spec.runs if c.task == "closed-form")
-    assert run_folder(tmp_path, failed.config).read_run()["attempts"] == 2
-    assert run_folder(tmp_path, spec.runs[0]).read_run()["attempts"] == 1
+    assert run_folder(tmp_path, failed.config).read_info()["attempts"] == 2
+    assert run_folder(tmp_path, spec.runs[0]).read_info()["attempts"] == 1
 
 
 def test_cli_sweep_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

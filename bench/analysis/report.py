@@ -7,7 +7,6 @@ figures are written without timestamps.
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,74 +361,36 @@ def plot_seconds_per_proposal(frame: pd.DataFrame, folder: Path) -> list[Path]:
 # --- image grids ----------------------------------------------------------------------------
 
 
-def _task_for(sweep: Sweep, task_name: str) -> Any:
-    """Build the task of a sweep's runs with their parameters (None when it cannot be built)."""
-    from bench.core.registry import task_spec
-
-    run = sweep.complete_runs[sweep.complete_runs[C.TASK] == task_name].iloc[0]
-    params = sweep.info(run).get("config", {}).get("task_params", {})
-    return task_spec(task_name).build(overrides=params)
-
-
-def _query_images(path: str) -> np.ndarray | None:
-    """The exact images a run scored (uint8, from its checkpoint), or None when not stored."""
-    from bench.store.files import RunFolder
-
-    saved = RunFolder(Path(path)).read_checkpoint()
-    images = getattr(saved[3], "query_images", None) if saved is not None else None
-    return images if images is not None and len(images) else None
+def _top_distinct(queries: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The ``k`` best queries with distinct latents (ties: lower seed, then earlier query)."""
+    rows = queries.sort_values([C.SCORE, C.SEED, C.EVAL], ascending=[False, True, True], kind="stable")
+    return rows.drop_duplicates(C.LATENT, keep="first").head(k)
 
 
 def top_images(sweep: Sweep, task_name: str, k: int) -> tuple[np.ndarray | None, dict[str, list[tuple[np.ndarray, float, int]]], str]:
-    """Training images and, per method, the k best distinct queried images (image, score, seed).
+    """Initial-design images and, per method, the k best distinct queried images (image, score, seed).
 
-    Queried images come from each run's checkpoint (what was really scored, even after
-    retraining changed the decoder); without them, latents are decoded with the task's
-    untrained-on-queries model, which is exact only for rows with model version 0.
-    Returns (training images or None, images per method, note); (None, {}, reason) when the
-    task has no images or cannot be built.
+    Everything comes from the images each run stored as it scored them (what was really scored,
+    even after retraining changed the decoder); nothing is decoded again and no model is needed.
+    Returns (initial images or None, images per method, note); (None, {}, reason) when the runs
+    of the task stored no images.
     """
-    from bench.store.files import decode_latents
-
-    try:
-        task = _task_for(sweep, task_name)
-        init = task.initial_data(0, k)
-        train = init.images if init.images is not None else task.decode(init.latents)
-    except NotImplementedError:
-        return None, {}, "task has no images"
-    except Exception as exc:  # noqa: BLE001 - a missing model must not stop the rest of the report
-        return None, {}, f"cannot build the task ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     runs = sweep.complete_runs[sweep.complete_runs[C.TASK] == task_name]
+    train = next((images for _, run in runs.iterrows() if (images := sweep.initial_images(run)) is not None), None)
+    if train is None:
+        return None, {}, "its runs stored no images (not an image task, or written by an older version)"
     queries = sweep.records[(sweep.records[C.TASK] == task_name) & ~sweep.records[C.IS_INIT]]
     out: dict[str, list[tuple[np.ndarray, float, int]]] = {}
-    skipped = 0
     for method in sorted(runs[METHOD].unique()):
-        rows = queries[queries[METHOD] == method].sort_values([C.SCORE, C.SEED, C.EVAL], ascending=[False, True, True],
-                                                             kind="stable")
-        rows = rows.drop_duplicates(C.LATENT, keep="first")
-        stored: dict[int, np.ndarray | None] = {}
+        stored = {int(run[C.SEED]): sweep.query_images(run) for _, run in runs[runs[METHOD] == method].iterrows()}
         chosen = []
-        for _, row in rows.iterrows():
-            seed = int(row[C.SEED])
-            if seed not in stored:
-                run = runs[(runs[METHOD] == method) & (runs[C.SEED] == seed)].iloc[0]
-                stored[seed] = _query_images(str(run[PATH]))
-            images = stored[seed]
+        for _, row in _top_distinct(queries[queries[METHOD] == method], k).iterrows():
+            images = stored.get(int(row[C.SEED]))
             if images is not None and int(row[C.QUERY]) <= len(images):
-                image = images[int(row[C.QUERY]) - 1].astype(np.float32) / 255.0
-            elif int(row[C.MODEL_VERSION]) == 0:
-                grid = sweep.info(runs[(runs[METHOD] == method) & (runs[C.SEED] == seed)].iloc[0])["grid"]
-                latent = decode_latents([row[C.LATENT]], (grid["height"], grid["width"]), grid["codebook_size"])
-                image = np.asarray(task.decode(latent))[0]
-            else:
-                skipped += 1
-                continue
-            chosen.append((image, float(row[C.SCORE]), seed))
-            if len(chosen) == k:
-                break
+                chosen.append((images[int(row[C.QUERY]) - 1].astype(np.float32) / 255.0, float(row[C.SCORE]),
+                               int(row[C.SEED])))
         out[method] = chosen
-    note = f"{skipped} retrained-model queries without stored images skipped" if skipped else ""
-    return train, out, note
+    return train.astype(np.float32) / 255.0, out, ""
 
 
 def plot_image_grid(train: np.ndarray, per_method: dict[str, list[tuple[np.ndarray, float, int]]], k: int,
@@ -608,27 +569,3 @@ def _figures(sweep: Sweep, frame: pd.DataFrame, folder: Path, top_k: int) -> lis
               f"{task_name}: training images (initial design of seed 0) and the top-{top_k} distinct queried "
               "images of each method over all its seeds" + (f"; {note}" if note else "") + ".")
     return lines
-
-
-# --- CLI --------------------------------------------------------------------------------------
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    if args.top_k < 1:
-        raise UserError(f"--top-k must be >= 1, got {args.top_k}")
-    report = write_report(Path(args.dir), top_k=args.top_k, out=Path(args.out) if args.out else None)
-    print(f"report: {report}")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``bench report DIR [--top-k K] [--out FOLDER]``."""
-    p = subparsers.add_parser(
-        "report", help="tables, plots and report.md from a sweep folder",
-        description="Read every run under DIR/runs and write Markdown/LaTeX/CSV tables, seaborn plots "
-                    "(PNG+PDF) and report.md under DIR/report/. Partial and failed runs are listed, not averaged.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("dir", help="sweep folder (holding runs/task=*/opt=*/seed=*)")
-    p.add_argument("--top-k", type=int, default=6, help="images per method in the image grid")
-    p.add_argument("--out", default=None, help="output folder (default: DIR/report)")
-    p.set_defaults(func=cmd_report)

@@ -13,14 +13,14 @@ from bench.core.errors import UserError
 
 def _build_task(name: str, task_opts: list[str] | None, artifacts: str | None, device: str | None) -> Any:
     """The registered image task ``name`` with ``--task-opt`` parameters, artifacts folder and device."""
-    from bench.cli.main import _key_values
+    from bench.cli.common import key_values
     from bench.core.registry import task_spec
     from bench.tasks.image_task import VQImageTask
 
     spec = task_spec(name)
     if not issubclass(spec.load(), VQImageTask):
         raise UserError(f"task {name!r} has no models to prepare (only VQ-VAE image tasks do)")
-    params = _key_values(task_opts, "--task-opt")
+    params = key_values(task_opts, "--task-opt")
     if artifacts:
         params["artifacts"] = artifacts
     if device:

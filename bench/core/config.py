@@ -14,8 +14,12 @@ class ConfigError(UserError, ValueError):
     """A run or sweep configuration is invalid; the message names the offending key."""
 
 
+#: seeds are 32-bit: every library of the stack (LightGBM, HiGHS, torch, ...) takes them
+MAX_SEED = 2**32 - 1
+
+
 def _number(value: Any, key: str, *, integer: bool = False, minimum: float | None = None,
-            allow_inf: bool = False) -> float | int:
+            maximum: float | None = None, allow_inf: bool = False) -> float | int:
     if isinstance(value, str) and value.strip().lower() in ("inf", "infinity", "never"):
         value = math.inf
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -32,6 +36,8 @@ def _number(value: Any, key: str, *, integer: bool = False, minimum: float | Non
         value = int(value)
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key} must be <= {maximum}, got {value!r}")
     return value
 
 
@@ -161,7 +167,7 @@ class RunConfig:
         for key in ("task", "optimizer"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise ConfigError(f"{key} must be a non-empty name, got {getattr(self, key)!r}")
-        object.__setattr__(self, "seed", _number(self.seed, "seed", integer=True, minimum=0))
+        object.__setattr__(self, "seed", _number(self.seed, "seed", integer=True, minimum=0, maximum=MAX_SEED))
         object.__setattr__(self, "budget", _number(self.budget, "budget", integer=True, minimum=1))
         object.__setattr__(self, "batch_size", _number(self.batch_size, "batch_size", integer=True, minimum=1))
         if self.batch_size > self.budget:
@@ -208,3 +214,27 @@ class RunConfig:
     def run_dir_parts(self) -> tuple[str, str, str]:
         """Folder names ``task=<t>``, ``opt=<o>``, ``seed=<s>`` (slashes in names become ``+``)."""
         return (f"task={self.task.replace('/', '+')}", f"opt={self.label.replace('/', '+')}", f"seed={self.seed}")
+
+
+def _plain(value: Any) -> Any:
+    """A config value as ``run.json`` stores it (non-finite floats as strings, tuples as lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def config_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two config mappings, with (stored, current) values."""
+    stored, current = _plain(stored), _plain(current)
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(config_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out[f"{prefix}{key}"] = (a, b)
+    return out

@@ -60,7 +60,9 @@ RECORDS_FILE = "records.parquet"
 DIAGNOSTICS_FILE = "proposals.parquet"
 METRICS_FILE = "metrics.parquet"
 RUN_FILE = "run.json"
-CHECKPOINT_FILE = "checkpoint.pkl"
+CHECKPOINT_FILE = "checkpoint.npz"  # pickle-free (bench.store.safe)
+QUERY_IMAGES_FILE = "query_images.u8"  # raw uint8 frames of every scored image, appended per batch
+INITIAL_IMAGES_FILE = "initial_images.npz"
 ERROR_FILE = "error.txt"
 
 # run.json "status" values

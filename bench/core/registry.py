@@ -392,16 +392,42 @@ def duplicate_names() -> dict[str, list[str]]:
 def check_params(cls: type, params: dict[str, Any], what: str) -> None:
     """Raise :class:`UnknownName` if ``params`` holds a keyword the constructor does not take."""
     valid: list[str] = []
+    defaults: dict[str, Any] = {}
     for klass in cls.__mro__:  # a constructor taking **options passes them up: collect its parents' names
         if "__init__" not in vars(klass):
             continue
         parameters = inspect.signature(klass.__init__).parameters.values()
-        valid += [p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                  and p.name not in ("self", "space", "seed") and p.name not in valid]
+        named = [p for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                 and p.name not in ("self", "space", "seed") and p.name not in valid]
+        valid += [p.name for p in named]
+        defaults.update({p.name: p.default for p in named})
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             break
     else:
         return  # **kwargs all the way up: nothing to check against
-    for key in params:
+    for key, value in params.items():
         if key not in valid:
             raise UnknownName(f"{what} has no parameter {key!r}; valid parameters: {', '.join(valid) or '(none)'}")
+        _check_type(what, key, value, defaults.get(key, inspect.Parameter.empty))
+
+
+class ParameterTypeError(UserError, TypeError):
+    """A parameter value of the wrong kind (e.g. a word where the constructor's default is a number)."""
+
+
+def _check_type(what: str, key: str, value: Any, default: Any) -> None:
+    """Compare ``value`` with the kind of the constructor's default (the parameter's documented type)."""
+    if default is inspect.Parameter.empty or default is None or value is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        if ok and isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+            ok, kind = False, "a whole number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "a name"
+    else:
+        return
+    if not ok:
+        raise ParameterTypeError(f"{what}: parameter {key!r} expects {kind} (default {default!r}), got {value!r}")

@@ -24,6 +24,7 @@ from bench.core import constants as C
 from bench.core.config import RunConfig
 from bench.core.errors import UserError
 from bench.core.optimizer import Observations, Optimizer, Proposal
+from bench.core.records import encode_latent
 from bench.core.space import CodeGrid, InvalidLatents
 from bench.core.task import Evaluation, RetrainableTask, Task
 from bench.run.guard import OptimizerFailure, ProposalTimeout, call_guarded
@@ -119,6 +120,7 @@ class BatchResult:
     state: RunState
     retrain_stats: dict[str, Any] | None = None
     new_images: np.ndarray | None = None  # uint8 images of this batch's queries (image tasks)
+    initial_images: np.ndarray | None = None  # float images of the initial design (batch 0 of image tasks)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,6 @@ class _Run:
         self.rebuild = rebuild
         self.config = config
         self.preset_hash = preset_hash
-        self.keeps_images = isinstance(task, RetrainableTask)
         self.clock0 = time.perf_counter()
 
     # --- rows -------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ class _Run:
         images = None if init.images is None else np.zeros((0, *init.images.shape[1:]), dtype=np.uint8)
         state = RunState(batch=0, queries=0, latents=latents, scores=evaluation.scores, best=-math.inf,
                          elapsed_s=0.0, signature=task.signature(), model_version=0, queries_since_retrain=0,
-                         optimizer_state={}, task_state=None, query_images=images if self.keeps_images else None)
+                         optimizer_state={}, task_state=None, query_images=images)
         rows, best = self.rows(state, latents, self._initial_extras(latents, evaluation), batch=0, first_eval=0,
                                first_query=0, is_init=True, dup=duplicate_flags(latents, latents[:0]),
                                proposed=None, evaluate_s=0.0)
@@ -196,7 +197,7 @@ class _Run:
         state = replace(state, latents=latents, best=best, elapsed_s=time.perf_counter() - self.clock0,
                         optimizer_state=optimizer.state_dict(), task_state=self._task_state())
         self.init_images = init.images
-        return BatchResult(rows, [], [], state, stats)
+        return BatchResult(rows, [], [], state, stats, initial_images=init.images)
 
     def _initial_extras(self, latents: np.ndarray, scores: Evaluation) -> Evaluation:
         """Initial points keep their own scores (of the original images); their extras (held-out
@@ -265,7 +266,8 @@ class _Run:
                                first_query=state.queries + 1, is_init=False,
                                dup=duplicate_flags(proposed.latents, state.latents), proposed=proposed,
                                evaluate_s=evaluate_s)
-        new_images = to_uint8(evaluation.images) if self.keeps_images and evaluation.images is not None else None
+        keeps_images = state.query_images is not None and evaluation.images is not None
+        new_images = to_uint8(evaluation.images) if keeps_images else None
         latents = np.concatenate([state.latents, proposed.latents])
         scores = np.concatenate([state.scores, evaluation.scores])
         query_images = state.query_images
@@ -329,12 +331,6 @@ def _check_proposal(proposal: Any, space: CodeGrid, n: int) -> np.ndarray:
             raise InvalidLatents("proposed latents hold NaN, infinite or fractional codes")
         latents = latents.astype(np.int64)
     return space.validate(latents, n=n)
-
-
-def encode_latent(latent: np.ndarray, codebook_size: int) -> bytes:
-    """A latent grid as bytes: uint8 per code when the codebook has <= 256 codes, else uint16."""
-    dtype = np.uint8 if codebook_size <= 256 else np.dtype("<u2")
-    return np.asarray(latent, dtype=dtype).tobytes()
 
 
 def _set_metrics(task: Task, query_images: np.ndarray, query_scores: np.ndarray, at_query: int,

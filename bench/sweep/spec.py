@@ -21,24 +21,27 @@ Expansion is pure; :func:`write_resolved` records the result next to the sweep's
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.core.config import ConfigError, RunConfig
-from bench.store.files import read_json, write_json
+from bench.core.config import MAX_SEED, ConfigError, RunConfig
 from bench.core.registry import optimizer_spec, task_spec
 from bench.run.runner import run_folder
+from bench.store.files import StoreError
+from bench.store.sweep_folder import SWEEP_FILE, SweepFolder
 
-SWEEP_FILE = "sweep.json"
+#: sweep names become folder names: no path separators, no "..", no hidden names
+VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 _TOP_KEYS = ("name", "seeds", "tasks", "run", "method", "executor")
 _TASK_KEYS = ("name", "params")
 #: run options shared by every run ([run]) and overridable per method
-_RUN_KEYS = ("budget", "batch_size", "n_initial", "retrain", "metrics")
+_RUN_KEYS = ("budget", "batch_size", "n_initial", "retrain", "metrics", "limits")
 _METHOD_KEYS = ("optimizer", "label", "optimizer_params", *_RUN_KEYS)
-_NESTED_RUN_KEYS = ("retrain", "metrics")  # tables merged key by key, method over [run]
+_NESTED_RUN_KEYS = ("retrain", "metrics", "limits")  # tables merged key by key, method over [run]
 _EXECUTOR_KEYS = ("profile", "runs_per_job")
 
 
@@ -79,8 +82,8 @@ def _seeds(value: Any) -> list[int]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"seeds must be a non-empty list of whole numbers, got {value!r}")
     for seed in value:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seeds must hold whole numbers >= 0, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seeds must hold whole numbers from 0 to {MAX_SEED}, got {seed!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"seeds must not repeat, got {value!r}")
     return list(value)
@@ -124,8 +127,9 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     """
     _check_keys(data, _TOP_KEYS, "the sweep spec")
     name = data.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"name must be a non-empty name without '/', got {name!r}")
+    if not isinstance(name, str) or not VALID_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"name must be letters, digits, '.', '_' or '-' (no '/', no '..', not starting with '.'), "
+                          f"got {name!r}")
     for key in ("seeds", "tasks", "method"):
         if key not in data:
             raise ConfigError(f"missing required key {key!r} in the sweep spec")
@@ -182,10 +186,16 @@ def _check_unique_folders(runs: list[RunConfig]) -> None:
 def load_spec(path: Path) -> SweepSpec:
     """Read and expand a TOML sweep spec; the name defaults to the file's stem."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"sweep spec {str(path)!r} is a folder; give a .toml file, e.g. slurm/specs/demo.toml")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"sweep spec {str(path)!r} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"sweep spec {str(path)!r} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"sweep spec {str(path)!r} is not UTF-8 text; is it a TOML file?") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"sweep spec {str(path)!r} is not valid TOML: {exc}") from None
     return parse_spec(data, default_name=path.stem)
@@ -202,27 +212,30 @@ def resolved_dict(spec: SweepSpec, sweep_dir: Path) -> dict[str, Any]:
     }
 
 
-def write_resolved(spec: SweepSpec, sweep_dir: Path) -> Path:
-    """Atomically write ``<sweep_dir>/sweep.json``; refuse to mix two different sweeps in one folder."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    resolved = resolved_dict(spec, Path(sweep_dir))
-    if path.exists():
-        old = read_json(path)
-        old_ids = {r["run_id"] for r in old.get("runs", [])}
-        new_ids = {r["run_id"] for r in resolved["runs"]}
+def write_resolved(spec: SweepSpec, sweep: SweepFolder) -> Path:
+    """Write ``sweep.json``; refuse to mix two different sweeps in one folder.
+
+    An edited spec may add runs or change them (e.g. an extended budget): each folder is listed
+    once, with the spec's current config; folders the spec no longer names stay listed.
+    """
+    resolved = resolved_dict(spec, sweep.path)
+    old = sweep.read_resolved()
+    if old is not None:
         if old.get("name") != spec.name:
-            raise ConfigError(f"{str(sweep_dir)!r} holds sweep {old.get('name')!r}, not {spec.name!r}; "
+            raise ConfigError(f"{str(sweep.path)!r} holds sweep {old.get('name')!r}, not {spec.name!r}; "
                               "choose another --out")
-        if not old_ids <= new_ids:
-            # an edited spec may add runs; keep the old ones listed so status still shows them
-            resolved["runs"] += [r for r in old["runs"] if r["run_id"] not in new_ids]
-    write_json(path, resolved)
-    return path
+        folders = {r["folder"] for r in resolved["runs"]}
+        resolved["runs"] += [r for r in old["runs"] if r.get("folder") not in folders]
+    sweep.write_resolved(resolved)
+    return sweep.path / SWEEP_FILE
 
 
-def read_resolved_runs(sweep_dir: Path) -> list[RunConfig]:
-    """The run configs listed in ``<sweep_dir>/sweep.json`` (empty when the file is absent)."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.exists():
+def read_resolved_runs(sweep: SweepFolder) -> list[RunConfig]:
+    """The run configs listed in ``sweep.json`` (empty when absent; :class:`StoreError` when damaged)."""
+    resolved = sweep.read_resolved()
+    if resolved is None:
         return []
-    return [RunConfig.from_dict(entry["config"]) for entry in read_json(path).get("runs", [])]
+    try:
+        return [RunConfig.from_dict(entry["config"]) for entry in resolved["runs"]]
+    except ConfigError as exc:
+        raise StoreError(f"cannot read {str(sweep.path / SWEEP_FILE)!r}: a run config is invalid ({exc})") from None
