@@ -43,7 +43,7 @@ def test_friedman_posthoc_and_cliques_on_a_constructed_case() -> None:
     assert test.p_pairs.loc["A", "B"] == pytest.approx(6 * 2 / 1024)  # Holm: smallest of 6 tests x 6
     assert test.p_pairs.loc["B", "D"] < 0.05 and test.p_pairs.loc["C", "D"] == pytest.approx(1.0)
     assert test.cliques == (("A",), ("B",), ("C", "D"))
-    assert clique_letters(test) == {"A": "", "B": "", "C": "a", "D": "a"}
+    assert clique_letters(test) == {"A": "a", "B": "b", "C": "c", "D": "c"}
 
 
 def test_lower_is_better_reverses_the_ranks() -> None:

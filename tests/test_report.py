@@ -23,6 +23,7 @@ import pytest
 from bench.analysis import images
 from bench.analysis import report as R
 from bench.analysis import synthetic as S
+from bench.analysis import tables
 from bench.analysis.aggregate import load_sweep
 from bench.analysis.synthetic import latent_for
 from bench.cli.main import main
@@ -265,3 +266,9 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no runs under" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_float_noise_is_not_a_standard_error() -> None:
+    # six equal values 4.4 have a mean of 4.4000000000000004 and a standard error of ~1e-16
+    assert tables.fmt_mean_se(4.4000000000000004, 1e-16, 6, 6) == "4.400 ± 0.000"
+    assert tables.fmt_mean_ci(0.41, 0.30, 0.52, 5, 6) == "0.41 [0.30, 0.52] (n=5)"

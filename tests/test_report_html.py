@@ -8,8 +8,11 @@ The browser test skips only when chromium or its driver is not installed; CI ins
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,18 @@ def test_html_is_self_contained_with_the_content_of_report_md(report_folder: Pat
     assert all(f'href="#{i}"' in toc for i in ids)
     for row in ("Friedman", "Definitions", "Runtime ECDF vs optimizer queries", "Realism vs score"):
         assert row in page, row
+
+
+@pytest.mark.slow
+def test_every_file_is_byte_identical_in_another_process(report_folder: Path, tmp_path: Path) -> None:
+    """Figures included: nothing may depend on the process (e.g. the order of a set of strings)."""
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-m", "bench.cli.main", "report", str(report_folder.parent), "--top-k", "2",
+                    "--out", str(tmp_path)], check=True, env=env, capture_output=True)
+    names = sorted(p.name for p in report_folder.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (report_folder / name).read_bytes(), name
 
 
 @pytest.mark.slow

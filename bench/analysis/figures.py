@@ -97,10 +97,12 @@ def plot_critical_difference(tests: list[RankTest], titles: dict[str, str], styl
     n_methods = max(len(t.mean_ranks) for t in tests)
     fig, axes = plt.subplots(len(tests), 1, figsize=(8, (1.2 + 0.32 * n_methods) * len(tests)), squeeze=False)
     for ax, test in zip(axes[:, 0], tests):
-        sp.critical_difference_diagram(test.mean_ranks, test.significance(), alpha=test.alpha, ax=ax,
-                                       color_palette={m: styles.color(m) for m in test.mean_ranks.index},
-                                       label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
-                                       label_props={"fontsize": 8})
+        artists = sp.critical_difference_diagram(
+            test.mean_ranks, test.significance(), alpha=test.alpha, ax=ax,
+            color_palette={m: styles.color(m) for m in test.mean_ranks.index},
+            label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}", label_props={"fontsize": 8})
+        for bar in (line for lines in artists["crossbars"] for line in lines):
+            bar.set_xdata(sorted(bar.get_xdata()))  # drawn in set order otherwise: pixels vary between processes
         ax.set_xlim(0.9, len(test.mean_ranks) + 0.1)  # Demšar: the axis spans every possible mean rank
         verdict = ("bars join methods no test separates" if test.posthoc_applied else
                    f"Friedman does not reject at α = {test.alpha:g}: no pair is tested")

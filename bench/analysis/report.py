@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +45,21 @@ MEASURE_TITLES = {c.key: c.title for c in A.ANYTIME_COLUMNS}
 
 @dataclass
 class Analysis:
-    """Everything the report shows, computed once from a sweep's complete runs."""
+    """Everything the report shows, computed once from a sweep's complete runs (see :func:`analyse`)."""
 
     sweep: Sweep
-    frame: pd.DataFrame  # per_run + within_<b>s columns
+    frame: pd.DataFrame  # stats.per_run with the walltime.best_within columns
     curves: pd.DataFrame  # anytime.query_curves
-    bounds: dict[str, tuple[float, float]]
+    bounds: dict[str, tuple[float, float]]  # stats.normalization_bounds
     wall_budgets: list[float]
-    hits: pd.DataFrame = field(default_factory=pd.DataFrame)
-    ecdf_queries: pd.DataFrame = field(default_factory=pd.DataFrame)
-    ecdf_seconds: pd.DataFrame = field(default_factory=pd.DataFrame)
-    solved: pd.DataFrame = field(default_factory=pd.DataFrame)
-    performance: pd.DataFrame = field(default_factory=pd.DataFrame)
-    data_profile: pd.DataFrame = field(default_factory=pd.DataFrame)
-    tests: list[D.RankTest] = field(default_factory=list)
-    realism: pd.DataFrame = field(default_factory=pd.DataFrame)
+    hits: pd.DataFrame  # anytime.first_hits
+    ecdf_queries: pd.DataFrame
+    ecdf_seconds: pd.DataFrame
+    solved: pd.DataFrame  # anytime.solve_times
+    performance: pd.DataFrame
+    data_profile: pd.DataFrame
+    tests: list[D.RankTest]
+    realism: pd.DataFrame  # realism.realism_points
 
 
 def analyse(sweep: Sweep, wall_budgets: Sequence[float] | None = None) -> Analysis:
@@ -83,7 +83,7 @@ def write_data(analysis: Analysis, folder: Path) -> list[str]:
     normalization = pd.DataFrame([{C.TASK: t, "zero": z, "one": o} for t, (z, o) in sorted(analysis.bounds.items())],
                                  columns=[C.TASK, "zero", "one"])
     files = {
-        "per_run.csv": analysis.frame.drop(columns=[A.FINAL_QUERY]),
+        "per_run.csv": analysis.frame,
         "normalization.csv": normalization,
         "ecdf_targets.csv": analysis.hits,
         "ecdf_queries.csv": analysis.ecdf_queries,

@@ -50,26 +50,36 @@ def _fixed(x: float, decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
 
-def fmt_mean_se(mean: float, se: float, n: int, seeds: int) -> str:
-    """``mean ± se`` with the standard error to 2 significant digits and the mean to the same decimals.
-
-    Without a standard error the mean gets 4 significant digits. ``(n=..)`` is appended when
-    fewer of the row's seeds have a value.
-    """
-    if mean is None or math.isnan(mean):
-        return MISSING
-    if not math.isnan(se) and se > 0:
-        decimals = _decimals_for(se)
-        text = f"{_fixed(mean, decimals)} ± {_fixed(se, decimals)}"
-    else:
-        decimals = min(8, max(0, 3 - math.floor(math.log10(abs(mean))))) if mean != 0 else 0
-        text = _fixed(mean, decimals) + ("" if math.isnan(se) else f" ± {_fixed(0.0, decimals)}")
-    return text + (f" (n={n})" if n != seeds else "")
+def _is_spread(spread: float, mean: float) -> bool:
+    """Whether a standard error or interval half-width is more than float noise around ``mean``."""
+    return not math.isnan(spread) and spread > 1e-12 * max(1.0, abs(mean))
 
 
 def _decimals_for(spread: float) -> int:
     """Decimals that show ``spread`` (a standard error or half an interval) to 2 significant digits."""
     return min(8, max(0, 1 - math.floor(math.log10(spread))))
+
+
+def _decimals_alone(mean: float) -> int:
+    """Decimals that show a mean without a spread to 4 significant digits."""
+    return min(8, max(0, 3 - math.floor(math.log10(abs(mean))))) if mean != 0 else 0
+
+
+def fmt_mean_se(mean: float, se: float, n: int, seeds: int) -> str:
+    """``mean ± se`` with the standard error to 2 significant digits and the mean to the same decimals.
+
+    Without a standard error (or one that is float noise) the mean gets 4 significant digits.
+    ``(n=..)`` is appended when fewer of the row's seeds have a value.
+    """
+    if mean is None or math.isnan(mean):
+        return MISSING
+    if _is_spread(se, mean):
+        decimals = _decimals_for(se)
+        text = f"{_fixed(mean, decimals)} ± {_fixed(se, decimals)}"
+    else:
+        decimals = _decimals_alone(mean)
+        text = _fixed(mean, decimals) + ("" if math.isnan(se) else f" ± {_fixed(0.0, decimals)}")
+    return text + (f" (n={n})" if n != seeds else "")
 
 
 def fmt_mean_ci(mean: float, low: float, high: float, n: int, seeds: int) -> str:
@@ -81,7 +91,8 @@ def fmt_mean_ci(mean: float, low: float, high: float, n: int, seeds: int) -> str
         return MISSING
     if math.isnan(low) or math.isnan(high):
         return fmt_mean_se(mean, math.nan, n, seeds)
-    decimals = _decimals_for((high - low) / 2) if high > low else _decimals_for(abs(mean) / 100 or 1.0)
+    spread = (high - low) / 2
+    decimals = _decimals_for(spread) if _is_spread(spread, mean) else _decimals_alone(mean)
     text = f"{_fixed(mean, decimals)} [{_fixed(low, decimals)}, {_fixed(high, decimals)}]"
     return text + (f" (n={n})" if n != seeds else "")
 
@@ -242,12 +253,12 @@ def overall_table(frame: pd.DataFrame) -> Table:
 
 
 def clique_letters(test: RankTest) -> dict[str, str]:
-    """Per method, the letters of the cliques it belongs to (a = the best-ranked clique of 2+ methods).
+    """Per method, the letters of the cliques it belongs to (a = the best-ranked clique).
 
-    Methods sharing a letter are not significantly different; a method alone in its clique gets none.
+    Methods sharing a letter are not significantly different; a method with a letter of its own
+    differs from every other method.
     """
-    shared = [c for c in test.cliques if len(c) > 1]
-    return {m: "".join(chr(ord("a") + i) for i, c in enumerate(shared) if m in c) for m in test.mean_ranks.index}
+    return {m: "".join(chr(ord("a") + i) for i, c in enumerate(test.cliques) if m in c) for m in test.mean_ranks.index}
 
 
 def ranks_table(tests: list[RankTest], titles: dict[str, str]) -> Table:
@@ -258,7 +269,7 @@ def ranks_table(tests: list[RankTest], titles: dict[str, str]) -> Table:
         best = float(test.mean_ranks.min())
         for method, rank in test.mean_ranks.items():
             rows.append([Cell(titles.get(test.measure, test.measure)), Cell(str(method)), Cell(str(test.blocks)),
-                         Cell(f"{rank:.2f}", bold=float(rank) == best), Cell(letters[method] or MISSING),
+                         Cell(f"{rank:.2f}", bold=float(rank) == best), Cell(letters[method]),
                          Cell(fmt_number(test.p_value, 3))])
     return Table("ranks", "Mean ranks over (task, seed) problems, Friedman test and groups of indistinguishable "
                  "methods", ["measure", "method", "problems", "mean rank", "group", "Friedman p"], rows,
