@@ -123,17 +123,18 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
 
 
 def test_performance_and_data_profiles(lin: Path) -> None:
-    # tolerance 0.1 on task a: solved at best >= 10 - 0.1 * (10 - 0) = 9: fast at query 1 (3 evaluations),
-    # slow at query 4 (6 evaluations, ratio 2), mid (8.5) and random never
+    # tolerance 0.1 on task a: solved at best >= 10 - 0.1 * (10 - 0) = 9: fast at query 1, slow at query 4
+    # (ratio 4), mid (8.5) and random never
     problems = read(lin, "profiles_problems").set_index(["task", "seed", "method"])
-    assert problems.loc[("a", 0, "fast"), "evaluations"] == 3 and problems.loc[("a", 0, "slow"), "ratio"] == 2
+    assert problems.loc[("a", 0, "fast"), "solved_query"] == 1 and problems.loc[("a", 0, "slow"), "ratio"] == 4
     assert math.isinf(problems.loc[("a", 0, "mid"), "ratio"]) and math.isnan(problems.loc[("a", 0, "mid"),
                                                                                           "solved_query"])
     # task b: f_best 10 (slow) -> fast's 5.5 fails, slow alone solves it (ratio 1)
     assert problems.loc[("b", 1, "slow"), "ratio"] == 1
     perf = read(lin, "performance_profile").set_index(["method", "alpha"])["fraction"]
     assert perf[("fast", 1.0)] == pytest.approx(0.5) and perf[("slow", 1.0)] == pytest.approx(0.5)
-    assert perf[("slow", 2.0)] == pytest.approx(1.0) and perf[("mid", 2.0)] == 0
+    assert sorted(perf.xs("slow").index) == [1.0, 4.0, 8.0] and perf[("slow", 4.0)] == pytest.approx(1.0)
+    assert perf[("mid", 8.0)] == 0 and perf.xs("fast").index.max() == 8.0  # runs on to twice the largest ratio
     data = read(lin, "data_profile").set_index(["method", "queries"])["fraction"]
     assert data[("fast", 0)] == 0 and data[("fast", 1)] == pytest.approx(0.5)
     assert data[("slow", 3)] == 0 and data[("slow", 4)] == pytest.approx(1.0)

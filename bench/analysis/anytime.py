@@ -44,10 +44,8 @@ TARGET = "target"
 HIT_QUERY = "hit_query"
 HIT_SECONDS = "hit_seconds"
 FRACTION = "fraction"
-EVALUATIONS = "evaluations"
 RATIO = "ratio"
 SOLVED_QUERY = "solved_query"
-N_INIT = "n_init"
 AUC = "auc"
 AUC_TOP = "auc_top10"
 
@@ -77,13 +75,20 @@ def _running_top_mean(scores: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _with_run_keys(part: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    """``part`` with the run's task, method and seed as its first columns."""
+    for i, (name, value) in enumerate(zip(RUN_KEYS, key)):
+        part.insert(i, name, value)
+    return part
+
+
 def query_curves(records: pd.DataFrame, top_k: int = TOP_K) -> pd.DataFrame:
     """One row per (run, query), query 0 = the initial design, never thinned.
 
     Columns: task, method, seed, query, best_so_far, elapsed_s, top_mean (mean of the ``top_k``
-    best scores of the initial design and the queries so far), n_init (initial design size).
+    best scores of the initial design and the queries so far).
     """
-    columns = RUN_KEYS + [C.QUERY, C.BEST_SO_FAR, C.ELAPSED_S, TOP_MEAN, N_INIT]
+    columns = RUN_KEYS + [C.QUERY, C.BEST_SO_FAR, C.ELAPSED_S, TOP_MEAN]
     if not len(records):
         return pd.DataFrame({col: pd.Series(dtype=object) for col in columns})
     parts = []
@@ -92,10 +97,7 @@ def query_curves(records: pd.DataFrame, top_k: int = TOP_K) -> pd.DataFrame:
         last = ~run[C.QUERY].duplicated(keep="last").to_numpy()  # the state after each query's last row
         part = pd.DataFrame({C.QUERY: run[C.QUERY].to_numpy()[last], C.BEST_SO_FAR: run[C.BEST_SO_FAR].to_numpy()[last],
                              C.ELAPSED_S: run[C.ELAPSED_S].to_numpy()[last], TOP_MEAN: top[last]})
-        for name, value in zip(RUN_KEYS, key):
-            part.insert(RUN_KEYS.index(name), name, value)
-        part[N_INIT] = int(run[C.IS_INIT].sum())
-        parts.append(part)
+        parts.append(_with_run_keys(part, key))
     return pd.concat(parts, ignore_index=True)[columns]
 
 
@@ -137,9 +139,7 @@ def first_hits(curves: pd.DataFrame, bounds: Bounds, n_targets: int = N_TARGETS)
         part = pd.DataFrame({TARGET: levels,
                              HIT_QUERY: np.where(reached, run[C.QUERY].to_numpy()[safe], np.nan),
                              HIT_SECONDS: np.where(reached, run[C.ELAPSED_S].to_numpy()[safe], np.nan)})
-        for i, (name, value) in enumerate(zip(RUN_KEYS, key)):
-            part.insert(i, name, value)
-        parts.append(part)
+        parts.append(_with_run_keys(part, key))
     if not parts:
         return pd.DataFrame(columns=RUN_KEYS + [TARGET, HIT_QUERY, HIT_SECONDS])
     return pd.concat(parts, ignore_index=True)
@@ -199,11 +199,12 @@ def solve_times(curves: pd.DataFrame, tau: float = TAU) -> pd.DataFrame:
     The test (Moré & Wild 2009, for maximization): ``best_so_far >= f_best - tau * (f_best - f_0)``
     with ``f_0`` the best score of the problem's initial design (the smallest over methods, which
     share it when the initial design depends only on task and seed) and ``f_best`` the best final
-    score of any method on the problem. Columns: task, seed, method, solved_query (NaN: never),
-    evaluations (initial design + queries, the performance measure) and ratio (evaluations over
-    the fewest of any method on the problem; inf when unsolved).
+    score of any method on the problem. The performance measure is the number of optimizer
+    queries needed, at least 1 (the shared initial design is not counted: it would only shrink
+    every ratio towards 1). Columns: task, seed, method, solved_query (NaN: never) and ratio (the
+    queries needed over the fewest of any method on the problem; inf when unsolved).
     """
-    columns = [C.TASK, C.SEED, METHOD, SOLVED_QUERY, EVALUATIONS, RATIO]
+    columns = [C.TASK, C.SEED, METHOD, SOLVED_QUERY, RATIO]
     if not len(curves):
         return pd.DataFrame(columns=columns)
     rows = []
@@ -213,12 +214,11 @@ def solve_times(curves: pd.DataFrame, tau: float = TAU) -> pd.DataFrame:
         threshold = f_best - tau * (f_best - f0)
         for method, run in problem.groupby(METHOD, sort=True):
             passed = run.loc[run[C.BEST_SO_FAR] >= threshold, C.QUERY]
-            query = float(passed.min()) if len(passed) else math.nan
-            rows.append({C.TASK: task, C.SEED: seed, METHOD: method, SOLVED_QUERY: query,
-                         EVALUATIONS: query + float(run[N_INIT].iloc[0])})
+            rows.append({C.TASK: task, C.SEED: seed, METHOD: method,
+                         SOLVED_QUERY: float(passed.min()) if len(passed) else math.nan})
     out = pd.DataFrame(rows)
-    fewest = out.groupby([C.TASK, C.SEED])[EVALUATIONS].transform("min")
-    out[RATIO] = (out[EVALUATIONS] / fewest).fillna(math.inf)
+    needed = out[SOLVED_QUERY].clip(lower=1.0)
+    out[RATIO] = (needed / needed.groupby([out[C.TASK], out[C.SEED]]).transform("min")).fillna(math.inf)
     return out[columns]
 
 
@@ -231,10 +231,12 @@ def _profile(values: pd.DataFrame, column: str, grid: np.ndarray, x_name: str) -
 
 
 def performance_profile(solved: pd.DataFrame) -> pd.DataFrame:
-    """Dolan–Moré profile: per method, the fraction of problems with performance ratio <= alpha,
-    at alpha = 1 and every finite ratio observed (an exact step function). Columns: method, alpha, fraction."""
-    finite = solved[RATIO].replace(math.inf, math.nan).dropna()
-    grid = np.unique(np.concatenate([[1.0], finite.to_numpy(np.float64)]))
+    """Dolan–Moré profile: per method, the fraction of problems with performance ratio <= alpha, at
+    alpha = 1, every finite ratio observed and twice the largest (an exact step function that
+    extends past its last step). Columns: method, alpha, fraction."""
+    finite = solved[RATIO].replace(math.inf, math.nan).dropna().to_numpy(np.float64)
+    end = 2.0 * max(finite.max(initial=1.0), 1.0)
+    grid = np.unique(np.concatenate([[1.0], finite, [end]]))
     return _profile(solved, RATIO, grid, "alpha")
 
 

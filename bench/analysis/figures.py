@@ -78,7 +78,7 @@ def plot_profiles(performance: pd.DataFrame, data: pd.DataFrame, styles: MethodS
     grid.set(ylim=(-0.02, 1.02))
     perf_ax, data_ax = grid.axes_dict[perf_title], grid.axes_dict[data_title]
     perf_ax.set_xscale("log", base=2)
-    perf_ax.set_xlabel("performance ratio α: evaluations / fewest of any method (log₂)")
+    perf_ax.set_xlabel("performance ratio α: queries needed / fewest of any method (log₂)")
     data_ax.set_xlabel("optimizer queries κ (0 = initial design)")
     from matplotlib.ticker import MaxNLocator
 

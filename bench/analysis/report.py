@@ -186,7 +186,8 @@ def _figures(analysis: Analysis, folder: Path, top_k: int) -> list[str]:
                     f"(task, seed) problems, τ = {T.TAU:g}.")
     lines += _embed(F.plot_critical_difference(analysis.tests, MEASURE_TITLES, styles, folder),
                     "Critical-difference diagrams", "Mean rank per method (1 = best); a bar joins methods that no "
-                    "Holm-corrected Wilcoxon test separates.")
+                    "Holm-corrected Wilcoxon test separates.") if analysis.tests else [
+        "### Critical-difference diagrams", "", D.NO_TEST, ""]
     if len(analysis.realism):
         lines += _embed(F.plot_realism(analysis.realism, styles, folder), "Realism vs score",
                         "Realism vs score with the Pareto fronts: FID/KID of each run's top-n queried images at the "

@@ -125,8 +125,8 @@ def definitions(bounds: dict[str, tuple[float, float]], baselines: dict[str, str
         f"**Profiles** over (task, seed) problems, tolerance τ = {tau:g}: a method solves a problem at the first "
         "query where its best score so far is ≥ f_best − τ·(f_best − f_0), with f_0 the best score of the problem's "
         "initial design and f_best the best final score of any method on it (Moré & Wild 2009). Performance "
-        "profile (Dolan & Moré 2002): the fraction of problems a method solves within α times the evaluations "
-        "(initial design included) of the fastest method on each problem. Data profile: the fraction solved within "
+        "profile (Dolan & Moré 2002): the fraction of problems a method solves within α times the optimizer "
+        "queries (at least 1) of the fastest method on each problem. Data profile: the fraction solved within "
         "κ optimizer queries. Files: `profiles_problems.csv`, `performance_profile.csv`, `data_profile.csv`.",
         "",
         f"**Wall-clock budgets**: {budgets}, log-spaced from the shortest to the longest run's total wall time "
