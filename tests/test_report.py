@@ -19,16 +19,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core import constants as C
+from bench.analysis import images
 from bench.analysis import report as R
+from bench.analysis import synthetic as S
+from bench.analysis import tables
 from bench.analysis.aggregate import load_sweep
 from bench.cli.main import main
-from bench.core.records import encode_latent, records_frame
+from bench.core import constants as C
 from bench.store.files import write_frame
 from bench.store.run_folder import RunFolder
 
 SEEDS = range(6)
-GRID = {"height": 2, "width": 2, "codebook_size": 8}
 INIT_SCORES = [0.5, 1.0]
 
 
@@ -44,36 +45,10 @@ PROPOSE_S = {"good": 0.5, "close": 2.0, "random": 0.001}
 FID_TOP = {"good": 30, "close": 20, "random": 50}
 
 
-def latent_for(eval_index: int, seed: int, method: str) -> np.ndarray:
-    """A distinct latent per row (code values encode the row), except close's duplicate."""
-    codes = [eval_index % 8, seed % 8, len(method) % 8, (eval_index // 8) % 8]
-    return np.array(codes).reshape(2, 2)
-
-
-def write_run(sweep: Path, method: str, seed: int, *, status: str = C.STATUS_COMPLETED,
-              scores: list[float] | None = None, error: str | None = None) -> RunFolder:
-    folder = RunFolder.for_config(sweep, ("task=toy", f"opt={method}", f"seed={seed}"))
-    queries = query_scores(method, seed) if scores is None else scores
-    rows, best = [], -math.inf
-    for i, score in enumerate(INIT_SCORES + queries):
-        is_init = i < len(INIT_SCORES)
-        query = 0 if is_init else i - len(INIT_SCORES) + 1
-        best = max(best, score)
-        latent = latent_for(i, seed, method)
-        if method == "close" and query == 2:
-            latent = latent_for(i - 1, seed, method)  # repeats query 1
-        rows.append({
-            C.RUN_ID: f"{method}-{seed}", C.TASK: "toy", C.TASK_SIGNATURE: "sig-toy", C.OPTIMIZER: method,
-            C.PRESET_HASH: "h", C.SEED: seed, C.BATCH: query, C.EVAL: i, C.QUERY: query,
-            C.LATENT: encode_latent(latent, GRID["codebook_size"]), C.SCORE: float(score), C.BEST_SO_FAR: best,
-            C.IS_INIT: is_init, C.IS_DUPLICATE: method == "close" and query == 2,
-            C.IS_FALLBACK: method == "good" and seed == 0 and query == 3,
-            C.PROPOSE_S: 0.0 if is_init else PROPOSE_S[method], C.EVALUATE_S: 0.01, C.ELAPSED_S: 0.1 + i,
-            C.MODEL_VERSION: 0, C.REGRET: math.nan, C.HELDOUT_SCORE: 10.0 * score,
-        })
-    write_frame(folder.file(C.RECORDS_FILE), records_frame(rows))
+def fid_rows(method: str, seed: int) -> list[dict]:
+    """FID/KID of the top and last queried images at queries 2 and 4 (only 4, the final one, may be reported)."""
     metrics = []
-    for at_query, offset in ((2, 999.0), (4, 0.0)):  # only the final checkpoint (4) may be reported
+    for at_query, offset in ((2, 999.0), (4, 0.0)):
         for subset in ("top", "last"):
             fid = FID_TOP[method] + seed + offset + (0 if subset == "top" else 5)
             metrics += [{C.METRIC_AT_QUERY: at_query, C.METRIC_SUBSET: subset, C.METRIC_NAME: "fid",
@@ -82,17 +57,15 @@ def write_run(sweep: Path, method: str, seed: int, *, status: str = C.STATUS_COM
                         {C.METRIC_AT_QUERY: at_query, C.METRIC_SUBSET: subset, C.METRIC_NAME: "kid",
                          C.METRIC_VALUE: fid / 1000, C.METRIC_STD: 0.001, C.METRIC_N: 2,
                          C.METRIC_REFERENCE: "ref-set", C.METRIC_FEATURES: "task-features"}]
-    write_frame(folder.path / C.METRICS_FILE, pd.DataFrame(metrics))
-    write_frame(folder.path / C.DIAGNOSTICS_FILE, pd.DataFrame({C.DIAG_BATCH: [1], C.DIAG_KIND: ["info"],
-                                                                 C.DIAG_MESSAGE: [""]}))
-    folder.write_info({
-        "status": status, "run_id": f"{method}-{seed}", "task_signature": "sig-toy", "preset_hash": "h",
-        "config": {"task": "toy", "optimizer": "random" if method == "random" else f"opt-{method}", "label": method,
-                   "seed": seed, "budget": 4, "batch_size": 1, "task_params": {}},
-        "packages": {"numpy": "1.0", "python": "3.11"}, "git": {"commit": "abc123", "dirty": False},
-        "grid": GRID, **({"error": error} if error else {}),
-    })
-    return folder
+    return metrics
+
+
+def write_run(sweep: Path, method: str, seed: int, *, status: str = C.STATUS_COMPLETED,
+              scores: list[float] | None = None, error: str | None = None) -> RunFolder:
+    return S.write_run(sweep, S.SyntheticRun(
+        "toy", method, seed, INIT_SCORES, query_scores(method, seed) if scores is None else scores, status=status,
+        budget=4, propose_s=PROPOSE_S[method], duplicates={2} if method == "close" else (),
+        fallbacks={3} if method == "good" and seed == 0 else (), metrics=fid_rows(method, seed), error=error))
 
 
 def make_sweep(root: Path) -> Path:
@@ -214,26 +187,44 @@ def test_partial_and_failed_runs_are_flagged_not_averaged(reported: Path) -> Non
     assert (sweep.records[sweep.records["method"] == "good"][C.SEED] < 6).all()
 
 
+FIGURES = ("best_so_far", "best_vs_time", "ecdf_queries", "ecdf_seconds", "profiles", "critical_difference",
+           "realism_pareto", "seconds_per_proposal")
+
+
 @pytest.mark.slow
 def test_cli_writes_figures_and_embeds_them(reported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "full"
     assert main(["report", str(reported), "--top-k", "2", "--out", str(folder)]) == 0
     assert f"report: {folder / 'report.md'}" in capsys.readouterr().out
-    for name in ("best_so_far", "best_vs_time", "quality_vs_score", "seconds_per_proposal"):
+    text = (folder / "report.md").read_text()
+    for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (folder / f"{name}.{ext}").stat().st_size > 1000, name
-        assert f"]({name}.png)" in (folder / "report.md").read_text()
-    text = (folder / "report.md").read_text()
+        assert f"]({name}.png)" in text
     assert "No image grid for `toy`" in text  # "toy" is not a registered task: skipped, not crashed
     assert "sig-toy" in text and "numpy 1.0" in text and "0, 1, 2, 3, 4, 5" in text
+    assert (folder / "report.html").stat().st_size > 10_000
 
 
-def test_tables_are_byte_identical_on_regeneration(reported: Path, tmp_path: Path) -> None:
+def test_report_writes_only_into_its_output_folder(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for method in ("good", "random"):
+        write_run(sweep, method, 0)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    out = tmp_path / "elsewhere"
+    R.write_report(sweep, out=out, figures=False)
+    after = sorted(p for p in tmp_path.rglob("*") if out not in p.parents and p != out)
+    assert after == before
+
+
+def test_tables_and_data_are_byte_identical_on_regeneration(reported: Path, tmp_path: Path) -> None:
     R.write_report(reported, out=tmp_path, figures=False)
-    for table in ("scores", "quality", "cost", "overall", "runs"):
-        for ext in ("md", "tex", "csv"):
-            name = f"{table}.{ext}"
-            assert (tmp_path / name).read_bytes() == (reported / "report" / name).read_bytes(), name
+    names = sorted(p.name for p in (reported / "report").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    for table in ("scores", "anytime", "walltime", "quality", "cost", "ranks", "overall", "runs"):
+        assert f"{table}.csv" in names and f"{table}.md" in names and f"{table}.tex" in names, table
+    for name in names:  # tables, every CSV, report.md and report.html
+        assert (tmp_path / name).read_bytes() == (reported / "report" / name).read_bytes(), name
 
 
 def store_images(folder: RunFolder, queries: np.ndarray, initial: np.ndarray) -> None:
@@ -252,13 +243,13 @@ def test_image_grid_top_k_per_method(tmp_path: Path) -> None:
             queries = np.stack([np.full((1, 4, 4), 10 * seed + q, dtype=np.uint8) for q in range(1, 5)])
             store_images(folder, queries, np.full((3, 1, 4, 4), 128, dtype=np.uint8))
     sweep_data = load_sweep(sweep)
-    assert R.top_images(sweep_data, "other-task", 2)[0] is None
-    train, per_method, note = R.top_images(sweep_data, "toy", 2)
+    assert images.top_images(sweep_data, "other-task", 2)[0] is None
+    train, per_method, note = images.top_images(sweep_data, "toy", 2)
     assert train.shape == (3, 1, 4, 4) and note == "" and np.allclose(train, 128 / 255)
     assert [(score, seed) for _, score, seed in per_method["good"]] == [(11.0, 1), (10.0, 0)]
     assert np.allclose(per_method["good"][0][0], 14 / 255)  # seed 1's best is its query 4
     assert np.allclose(per_method["good"][1][0], 4 / 255)  # seed 0's query 4
-    paths = R.plot_image_grid(train, per_method, 2, "toy", tmp_path)
+    paths = images.plot_image_grid(train, per_method, 2, "toy", tmp_path)
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -269,3 +260,9 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no runs under" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_float_noise_is_not_a_standard_error() -> None:
+    # six equal values 4.4 have a mean of 4.4000000000000004 and a standard error of ~1e-16
+    assert tables.fmt_mean_se(4.4000000000000004, 1e-16, 6, 6) == "4.400 ± 0.000"
+    assert tables.fmt_mean_ci(0.41, 0.30, 0.52, 5, 6) == "0.41 [0.30, 0.52] (n=5)"

@@ -7,6 +7,10 @@ and the p-values of one (task, column) are Holm-corrected. A method whose correc
 at least ``alpha`` is "not significantly worse" than the best. With n paired seeds the smallest
 possible one-sided p-value is 2^-n, so fewer than 5 seeds can never reject at alpha = 0.05:
 the marks then say only that the seeds are too few to tell methods apart.
+
+The normalized score of a task runs from 0 at the median final best of random search (on a task
+without random search: the median best of the initial designs) to 1 at the best final score of
+any run; :func:`normalization_bounds` gives both ends, which the anytime views share.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.core import constants as C
+from bench.analysis import anytime
 from bench.analysis.aggregate import METHOD, OPTIMIZER_NAME, RUN_KEYS, Sweep
+from bench.core import constants as C
 
 ALPHA = 0.05
 FRACTIONS = (0.25, 0.5, 1.0)
@@ -37,9 +42,18 @@ SECONDS_PER_PROPOSAL = "s_per_proposal"
 DUPLICATES = "duplicates"
 FALLBACKS = "fallbacks"
 FINAL_QUERY = "final_query"
+INIT_BEST = "best_0"  # best score of the initial design
+OVERHEAD = "overhead_share"  # propose time / the run's total wall time
+AUC = anytime.AUC
+AUC_TOP = anytime.AUC_TOP
 
 # summary columns
 MEAN, SE, N, IS_BEST, NOT_WORSE, P_HOLM = "mean", "se", "n", "is_best", "not_worse", "p_holm"
+CI_LOW, CI_HIGH = "ci_low", "ci_high"
+#: bootstrap resamples, seed and confidence level of every interval (seeded: same runs, same intervals)
+N_BOOT = 1000
+BOOT_SEED = 0
+CONFIDENCE = 0.95
 COLUMN = "column"
 
 
@@ -62,8 +76,16 @@ SCORE_COLUMNS = [Column(fraction_key(f), f"best@{round(f * 100)}%", True) for f 
     Column(NORMALIZED, "normalized", True),
     Column(RANK, "avg. rank", False),
 ]
+#: the anytime table: final best next to the areas under the curve (normalized units)
+ANYTIME_COLUMNS = [
+    Column(FINAL_BEST, "final best", True),
+    Column(NORMALIZED, "normalized final", True),
+    Column(AUC, "AUC best-so-far", True),
+    Column(AUC_TOP, "AUC top-10 mean", True),
+]
 COST_COLUMNS = [
     Column(SECONDS_PER_PROPOSAL, "s/proposal", False),
+    Column(OVERHEAD, "propose share of wall time", False),
     Column(DUPLICATES, "duplicates", False),
     Column(FALLBACKS, "fallbacks", False),
 ]
@@ -107,36 +129,47 @@ def _best_at(run: pd.DataFrame, budget: int, fraction: float) -> float:
     return float(run.loc[run[C.QUERY] <= limit, C.SCORE].max())
 
 
-def per_run(sweep: Sweep) -> pd.DataFrame:
-    """One row per complete run with every statistic (see the ``*_COLUMNS`` lists), sorted."""
-    runs = sweep.complete_runs
-    records = sweep.records
-    final_metrics = _final_metrics(sweep.metrics)
-    by_run = {key: group for key, group in records.groupby(RUN_KEYS, sort=False)}
-    rows = []
-    for _, run in runs.iterrows():
-        rec = by_run[(run[C.TASK], run[METHOD], run[C.SEED])]
-        queries = rec[~rec[C.IS_INIT]]
-        best_row = rec.loc[rec[C.SCORE].idxmax()]  # idxmax: first of equal maxima, the earliest
-        # propose_s is per batch: count it once per batch
-        propose_total = float(queries.groupby(C.BATCH)[C.PROPOSE_S].first().sum())
-        row = {key: run[key] for key in RUN_KEYS}
-        row[OPTIMIZER_NAME] = run[OPTIMIZER_NAME]
-        row.update({fraction_key(f): _best_at(rec, int(run["budget"]), f) for f in FRACTIONS})
-        row.update({
-            HELDOUT: float(best_row[C.HELDOUT_SCORE]),
-            SECONDS_PER_PROPOSAL: propose_total / len(queries) if len(queries) else math.nan,
-            DUPLICATES: float(queries[C.IS_DUPLICATE].sum()),
-            FALLBACKS: float(queries[C.IS_FALLBACK].sum()),
-            FINAL_QUERY: int(queries[C.QUERY].max()) if len(queries) else 0,
-        })
-        rows.append(row)
+def _run_row(run: pd.Series, rec: pd.DataFrame) -> dict[str, object]:
+    """The statistics of one complete run from its records."""
+    queries = rec[~rec[C.IS_INIT]]
+    best_row = rec.loc[rec[C.SCORE].idxmax()]  # idxmax: first of equal maxima, the earliest
+    # propose_s is per batch: count it once per batch
+    propose_total = float(queries.groupby(C.BATCH)[C.PROPOSE_S].first().sum())
+    wall_total = float(rec[C.ELAPSED_S].max())
+    row: dict[str, object] = {key: run[key] for key in RUN_KEYS}
+    row[OPTIMIZER_NAME] = run[OPTIMIZER_NAME]
+    row[INIT_BEST] = _best_at(rec, int(run["budget"]), 0.0)
+    row.update({fraction_key(f): _best_at(rec, int(run["budget"]), f) for f in FRACTIONS})
+    row.update({
+        HELDOUT: float(best_row[C.HELDOUT_SCORE]),
+        SECONDS_PER_PROPOSAL: propose_total / len(queries) if len(queries) else math.nan,
+        OVERHEAD: propose_total / wall_total if wall_total > 0 else math.nan,
+        DUPLICATES: float(queries[C.IS_DUPLICATE].sum()),
+        FALLBACKS: float(queries[C.IS_FALLBACK].sum()),
+        FINAL_QUERY: int(queries[C.QUERY].max()) if len(queries) else 0,
+    })
+    return row
+
+
+def per_run(sweep: Sweep, curves: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per complete run with every statistic (see the ``*_COLUMNS`` lists), sorted.
+
+    ``curves``: :func:`bench.analysis.anytime.query_curves` of the sweep's records, if already computed.
+    """
+    by_run = {key: group for key, group in sweep.records.groupby(RUN_KEYS, sort=False)}
+    rows = [_run_row(run, by_run[(run[C.TASK], run[METHOD], run[C.SEED])])
+            for _, run in sweep.complete_runs.iterrows()]
     frame = pd.DataFrame(rows)
     if not len(frame):
         return frame
+    final_metrics = _final_metrics(sweep.metrics)
     if len(final_metrics):
         frame = frame.merge(final_metrics, on=RUN_KEYS, how="left")
-    frame = _add_normalized(frame)
+    bounds = normalization_bounds(frame)
+    frame[NORMALIZED] = [(v - bounds[t][0]) / (bounds[t][1] - bounds[t][0]) if t in bounds else math.nan
+                         for t, v in zip(frame[C.TASK], frame[FINAL_BEST])]
+    curves = anytime.query_curves(sweep.records) if curves is None else curves
+    frame = frame.merge(anytime.run_aucs(curves, bounds), on=RUN_KEYS, how="left")
     frame[RANK] = frame.groupby([C.TASK, C.SEED])[FINAL_BEST].rank(ascending=False, method="average")
     return frame.sort_values(RUN_KEYS, kind="stable").reset_index(drop=True)
 
@@ -172,19 +205,24 @@ def random_baseline(frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _add_normalized(frame: pd.DataFrame) -> pd.DataFrame:
-    """0 = median final best of random search on the task, 1 = best final score of any run."""
-    frame = frame.copy()
-    frame[NORMALIZED] = math.nan
+def normalization_bounds(frame: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Per task, the (0, 1) ends of the normalized score from a :func:`per_run` frame.
+
+    0 = median final best of the task's random-search runs (:func:`random_baseline`), or on a
+    task without random search the median best of the initial designs; 1 = the best final score
+    of any run. Tasks where 1 is not above 0 (nothing beat the reference) have no bounds.
+    """
+    bounds: dict[str, tuple[float, float]] = {}
     baselines = random_baseline(frame)
     for task, group in frame.groupby(C.TASK, sort=True):
-        if task not in baselines:
-            continue
-        zero = float(group.loc[group[METHOD] == baselines[task], FINAL_BEST].median())
+        if task in baselines:
+            zero = float(group.loc[group[METHOD] == baselines[task], FINAL_BEST].median())
+        else:
+            zero = float(group[INIT_BEST].median())
         one = float(group[FINAL_BEST].max())
         if one > zero:
-            frame.loc[group.index, NORMALIZED] = (group[FINAL_BEST] - zero) / (one - zero)
-    return frame
+            bounds[str(task)] = (zero, one)
+    return bounds
 
 
 # --- summaries and tests --------------------------------------------------------------------
@@ -248,15 +286,44 @@ def summarize(frame: pd.DataFrame, columns: list[Column], alpha: float = ALPHA) 
     return pd.DataFrame(out, columns=[C.TASK, METHOD, COLUMN, MEAN, SE, N, IS_BEST, NOT_WORSE, P_HOLM])
 
 
+#: per-run columns averaged over every task by :func:`overall` (all comparable across tasks)
+OVERALL_KEYS = (NORMALIZED, AUC, RANK)
+
+
 def overall(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per method over every task and seed: normalized score and rank (mean, se, n runs, n tasks)."""
+    """Per method over every task and seed: normalized score, AUC and rank (mean, se, n runs, n tasks)."""
     rows = []
     for method, group in frame.groupby(METHOD, sort=True):
         row: dict[str, object] = {METHOD: method, "tasks": int(group[C.TASK].nunique())}
-        for key in (NORMALIZED, RANK):
+        for key in OVERALL_KEYS:
             values = group[key].dropna()
             row[f"{key}_{MEAN}"] = values.mean() if len(values) else math.nan
             row[f"{key}_{SE}"] = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
             row[f"{key}_{N}"] = int(len(values))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+                 confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (``scipy.stats.bootstrap``, seeded); NaN for < 2 values."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return math.nan, math.nan
+    if np.all(values == values[0]):  # every resample has the same mean
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=confidence,
+                             method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def with_bootstrap_ci(summary: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` (from :func:`summarize`) with the bootstrap interval of each (task, method, column) mean."""
+    groups = {key: g for key, g in frame.groupby([C.TASK, METHOD], sort=False)}
+    intervals = [bootstrap_ci(groups[(task, method)][column].to_numpy())
+                 for task, method, column in zip(summary[C.TASK], summary[METHOD], summary[COLUMN])]
+    out = summary.copy()
+    out[CI_LOW] = [low for low, _ in intervals]
+    out[CI_HIGH] = [high for _, high in intervals]
+    return out
