@@ -77,8 +77,11 @@ def _task_params(args: argparse.Namespace) -> dict[str, Any]:
 def check_buildable(config: RunConfig, tasks: Any) -> None:
     """Build the task and the optimizer once, so a bad parameter fails before any run folder exists."""
     from bench.core.registry import optimizer_spec, task_spec
+    from bench.core.task import RetrainableTask
 
     task = tasks.get(config.task, task_spec(config.task).resolved_params(config.task_params))
+    if config.retrain.enabled and not isinstance(task, RetrainableTask):
+        raise UserError(f"task {config.task!r} has no generative model to retrain; drop the --retrain-* options")
     try:
         optimizer_spec(config.optimizer).build(task.space, config.seed, overrides=config.optimizer_params)
     except (ValueError, TypeError) as exc:

@@ -122,7 +122,7 @@ def execute_run(config: RunConfig, folder: RunFolder, *, tasks: TaskCache | None
     with folder.lock():
         folder.open_for_writing()
         info = _opening_info(config, folder, extend)
-        if info.get("status") == C.STATUS_COMPLETED:
+        if info.get("status") == C.STATUS_COMPLETED and not (restart_damaged and records_damaged(folder)):
             return C.STATUS_COMPLETED
         session = _Session(config, folder, info, tasks or TaskCache(), sweep, progress)
         try:
@@ -135,6 +135,15 @@ def execute_run(config: RunConfig, folder: RunFolder, *, tasks: TaskCache | None
         except KeyboardInterrupt as exc:
             session.fail(exc, reason="interrupted (SIGINT: Ctrl-C or a cancelled job); rerun to resume")
             raise
+
+
+def records_damaged(folder: RunFolder) -> bool:
+    """Whether the run's records cannot be read (a completed run without them has lost its result)."""
+    try:
+        folder.read_records()
+    except StoreError:
+        return True
+    return False
 
 
 def _opening_info(config: RunConfig, folder: RunFolder, extend: bool) -> dict[str, Any]:

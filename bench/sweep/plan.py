@@ -10,7 +10,7 @@ from typing import Sequence
 
 from bench.core import constants as C
 from bench.core.config import RunConfig
-from bench.run.runner import check_identity, run_folder
+from bench.run.runner import check_identity, records_damaged, run_folder
 from bench.store.files import StoreError
 from bench.sweep.profiles import Profile
 
@@ -43,7 +43,7 @@ def runs_to_do(sweep_dir: Path, runs: Sequence[RunConfig], retry_failed: bool, e
             continue
         info = check_identity(config, folder, info, extend)
         status = info["status"]
-        if status == C.STATUS_COMPLETED:
+        if status == C.STATUS_COMPLETED and not (retry_failed and records_damaged(folder)):
             plan.skipped.append((config, "completed"))
         elif status == C.STATUS_FAILED and not retry_failed:
             plan.skipped.append((config, "failed (rerun with --retry-failed)"))
