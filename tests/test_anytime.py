@@ -26,7 +26,7 @@ import pytest
 from bench.analysis import anytime as T
 from bench.analysis import realism
 from bench.analysis import report as R
-from bench.analysis import synthetic as S
+from bench.testing import runs as S
 from bench.analysis import walltime as W
 from bench.analysis.aggregate import load_sweep
 from bench.analysis.plotting import display_labels

@@ -20,7 +20,7 @@ from scipy import stats
 
 from bench.analysis import critical_difference as D
 from bench.analysis import report as R
-from bench.analysis import synthetic as S
+from bench.testing import runs as S
 from bench.analysis.tables import clique_letters
 
 

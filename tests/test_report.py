@@ -21,7 +21,7 @@ import pytest
 
 from bench.analysis import images
 from bench.analysis import report as R
-from bench.analysis import synthetic as S
+from bench.testing import runs as S
 from bench.analysis import tables
 from bench.analysis.aggregate import load_sweep
 from bench.cli.main import main

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.analysis import report as R
-from bench.analysis import synthetic as S
+from bench.testing import runs as S
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
