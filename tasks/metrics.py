@@ -34,12 +34,9 @@ from bench.core.errors import UserError
 from bench.store.files import atomic_write, file_sha256, now_iso, read_json, write_json
 from bench.store.provenance import package_versions
 
-#: environment variables that configure the metrics (task parameters take precedence)
-ENV_INCEPTION_WEIGHTS = "BENCH_INCEPTION_WEIGHTS"  # path of pt_inception-2015-12-05-6726825d.pth
-ENV_INCEPTION_DOWNLOAD = "BENCH_INCEPTION_DOWNLOAD"  # "1": download the weights if no local file
-ENV_METRIC_FEATURES = "BENCH_METRIC_FEATURES"  # comma-separated: "task", "inception"
-ENV_METRICS_CACHE = "BENCH_METRICS_CACHE"  # folder of cached reference statistics
-ENV_METRIC_REFERENCE_N = "BENCH_METRIC_REFERENCE_N"  # reference images per reference set
+#: where cached reference statistics go (a storage location only: it never changes a value; every
+#: setting that does is a task parameter, so it enters the run id)
+ENV_METRICS_CACHE = "BENCH_METRICS_CACHE"
 
 #: pytorch-fid's weights file; torch-hub names embed the first 8 hex digits of its SHA-256
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -238,26 +235,19 @@ def _pytorch_fid_loads_from(path: Path) -> Iterator[None]:
         fid_inception.load_state_dict_from_url = original
 
 
-def _download_allowed(download: bool | None) -> bool:
-    if download is not None:
-        return bool(download)
-    return os.environ.get(ENV_INCEPTION_DOWNLOAD, "").strip().lower() in ("1", "true", "yes")
-
-
-def resolve_inception_weights(weights_path: str | os.PathLike[str] | None = None,
-                              download: bool | None = None) -> Path:
-    """The local InceptionV3 weights file, from the argument, ``$BENCH_INCEPTION_WEIGHTS`` or the hub cache.
+def resolve_inception_weights(weights_path: str | os.PathLike[str] | None = None, download: bool = False) -> Path:
+    """The local InceptionV3 weights file: the argument (task parameter ``inception_weights``), else the hub cache.
 
     Without a local file, the weights are downloaded into the hub cache only when ``download``
-    (or ``$BENCH_INCEPTION_DOWNLOAD=1``) allows it; otherwise, or when the download fails, a
+    (task parameter ``inception_download``) allows it; otherwise, or when the download fails, a
     :class:`UserError` says how to provide them. There is never a fallback to another metric.
     """
     how = (f"download {INCEPTION_WEIGHTS_FILE} (96 MB, from pytorch-fid's GitHub release) on a machine with "
-           f"network access, then pass its path with ${ENV_INCEPTION_WEIGHTS}=PATH, "
-           f"or copy it to {default_inception_weights()}, or set "
-           f"{ENV_INCEPTION_DOWNLOAD}=1 where the network allows downloads; or use task-feature FID "
-           f"({ENV_METRIC_FEATURES}=task), which is a different metric")
-    given = weights_path or os.environ.get(ENV_INCEPTION_WEIGHTS) or None
+           f"network access, then pass it with --inception-weights PATH (task parameter inception_weights), "
+           f"or copy it to {default_inception_weights()}, or set the task parameter inception_download=true "
+           "where the network allows downloads; or use task-feature FID (--metric-features task), which is a "
+           "different metric")
+    given = weights_path or None
     if given is not None:
         path = Path(given).expanduser()
         if not path.is_file():
@@ -266,7 +256,7 @@ def resolve_inception_weights(weights_path: str | os.PathLike[str] | None = None
     cached = default_inception_weights()
     if cached.is_file():
         return cached
-    if not _download_allowed(download):
+    if not download:
         raise UserError(f"Inception FID needs the InceptionV3 weights and none are available offline; {how}")
     import pytorch_fid.inception as fid_inception
     import torch.hub
@@ -288,7 +278,7 @@ class InceptionFeatures:
     """
 
     def __init__(self, weights_path: str | os.PathLike[str] | None = None, device: Any = "cpu",
-                 batch_size: int = 50, download: bool | None = None) -> None:
+                 batch_size: int = 50, download: bool = False) -> None:
         from pytorch_fid.inception import InceptionV3
 
         self.weights_path = resolve_inception_weights(weights_path, download)
@@ -336,7 +326,7 @@ class TaskFeatures:
         network = task.feature_network()
         if network is None:
             raise UserError(f"task {task.name!r} has no feature network for task-feature FID; use Inception FID "
-                            f"({ENV_METRIC_FEATURES}=inception with {ENV_INCEPTION_WEIGHTS}=PATH)")
+                            "(--metric-features inception --inception-weights PATH)")
         self.network = network.eval()
         self.label = f"{TASK_FEATURES_PREFIX}:{task.name}"
         self.batch_size = int(batch_size)
@@ -442,12 +432,10 @@ def _cached_reference_stats(task: Any, reference: str, extractor: FeatureExtract
 # --- metrics of a set of images ---------------------------------------------------------------
 
 
-def _setting(task: Any, attribute: str, env: str, default: Any) -> Any:
-    """A metrics setting: the task's attribute when set (not None), else the environment, else the default."""
+def _setting(task: Any, attribute: str, default: Any) -> Any:
+    """A metrics setting: the task's attribute (a task parameter) when set, else the default."""
     value = getattr(task, attribute, None)
-    if value is not None:
-        return value
-    return os.environ.get(env) or default
+    return default if value is None else value
 
 
 def configured_extractors(task: Any) -> list[FeatureExtractor]:
@@ -459,7 +447,7 @@ def configured_extractors(task: Any) -> list[FeatureExtractor]:
     cached = getattr(task, "_metric_extractors", None)
     if cached is not None:
         return cached
-    spec = _setting(task, "metric_features", ENV_METRIC_FEATURES, "task")
+    spec = _setting(task, "metric_features", "task")
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     extractors: list[FeatureExtractor] = []
     for name in names:
@@ -467,7 +455,8 @@ def configured_extractors(task: Any) -> list[FeatureExtractor]:
             extractors.append(TaskFeatures(task))
         elif name == "inception":
             device = getattr(task, "metric_device", None) or "auto"
-            extractors.append(InceptionFeatures(getattr(task, "inception_weights", None), device=device))
+            extractors.append(InceptionFeatures(getattr(task, "inception_weights", None), device=device,
+                                                download=bool(getattr(task, "inception_download", False))))
         else:
             raise UserError(f"unknown metric features {name!r}; valid: task, inception")
     if not extractors:
@@ -492,7 +481,7 @@ def image_set_metrics(task: Any, images: np.ndarray, subset: str, *,
     images = np.asarray(images, dtype=np.float32)
     extractors = list(extractors) if extractors is not None else configured_extractors(task)
     references = list(references or getattr(task, "metric_references", None) or DEFAULT_REFERENCES)
-    reference_n = int(reference_n or _setting(task, "metric_reference_n", ENV_METRIC_REFERENCE_N, DEFAULT_REFERENCE_N))
+    reference_n = int(reference_n or _setting(task, "metric_reference_n", DEFAULT_REFERENCE_N))
     rows: list[dict[str, Any]] = []
     for extractor in extractors:
         features = extractor.features(images)

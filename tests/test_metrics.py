@@ -139,27 +139,24 @@ def test_inception_path_end_to_end_with_test_weights(tmp_path: Path) -> None:
 
 def test_offline_without_weights_raises_a_user_error_saying_how(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(M.ENV_INCEPTION_WEIGHTS, raising=False)
-    monkeypatch.delenv(M.ENV_INCEPTION_DOWNLOAD, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
     with pytest.raises(UserError) as err:
         M.InceptionFeatures()
     message = str(err.value)
-    assert M.INCEPTION_WEIGHTS_FILE in message and M.ENV_INCEPTION_WEIGHTS in message
+    assert M.INCEPTION_WEIGHTS_FILE in message and "--inception-weights" in message
     assert str(tmp_path / "torch-home" / "hub" / "checkpoints") in message and "\n" not in message
     with pytest.raises(UserError, match="does not exist"):
         M.InceptionFeatures(tmp_path / "missing.pth")
     # asking for Inception never silently falls back to task features
     task = TinyImageTask()
     task.metric_features = "inception"
-    with pytest.raises(UserError, match=M.ENV_INCEPTION_WEIGHTS):
+    with pytest.raises(UserError, match="--inception-weights"):
         M.image_set_metrics(task, task.training_images("reference-train", 8, 0), "top", cache_dir=tmp_path)
 
 
 def test_failed_download_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pytorch_fid.inception as fid_inception
 
-    monkeypatch.delenv(M.ENV_INCEPTION_WEIGHTS, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setattr(fid_inception, "FID_WEIGHTS_URL", (tmp_path / "nowhere" / M.INCEPTION_WEIGHTS_FILE).as_uri())
     with pytest.raises(UserError, match="downloading the Inception weights failed"):
@@ -233,7 +230,6 @@ def test_image_set_metrics_rows_and_reference_cache(tmp_path: Path, monkeypatch:
 
 
 def test_configured_extractors_default_to_task_features(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(M.ENV_METRIC_FEATURES, raising=False)
     task = TinyImageTask()
     extractors = M.configured_extractors(task)
     assert [e.label for e in extractors] == ["task-features:tiny-images"]
