@@ -1,12 +1,10 @@
 """``smile-celeba``: the paper's smile task on real CelebA faces read from a local folder.
 
-The folder holds CelebA in its official layout (the one torchvision's ``CelebA`` reads), either
-directly in ``root`` or in ``root/celeba`` (torchvision's ``base_folder``)::
-
-    img_align_celeba/000001.jpg ...   aligned 178x218 JPEGs
-    list_attr_celeba.txt              line 1: image count; line 2: the 40 attribute names;
-                                      then "<image> <40 values in {-1, 1}>" per image
-    list_eval_partition.txt           "<image> <0 train | 1 valid | 2 test>" per image
+The folder holds CelebA in one of the layouts :mod:`tasks.celeba_data` recognises (torchvision's
+flat layout, the official Google Drive layout with ``Img/``, ``Anno/`` and ``Eval/``, or either
+with the images left in ``img_align_celeba.zip``), directly in ``root`` or in ``root/celeba``;
+``docs/data.md`` describes them. Images listed in the annotations but missing on disk are
+skipped and counted, up to ``max_missing_fraction`` (1 % by default).
 
 The folder comes from the task parameter ``root`` (``--task-opt root=/data/celeba``) or the
 environment variable ``CELEBA_ROOT``. Nothing is downloaded.
@@ -14,8 +12,7 @@ environment variable ``CELEBA_ROOT``. Nothing is downloaded.
 torchvision's ``CelebA(download=False)`` is not used to read it: it also requires
 ``identity_CelebA.txt``, ``list_bbox_celeba.txt`` and ``list_landmarks_align_celeba.txt`` and
 verifies the MD5 of all five annotation files, so any subset of CelebA (and the mini folders
-of the tests) fails with "Dataset not found or corrupted". This module parses the same two
-files itself, with errors that name the file, the line and what was expected.
+of the tests) fails with "Dataset not found or corrupted".
 
 Optional CelebA-Dialog smile degrees: a file ``smile_degree.txt`` next to the annotation files
 (or in ``CelebA-Dialog/``), one "<image> <degree 0-5>" line per image (images without a line
@@ -35,6 +32,7 @@ valid partition.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -50,98 +48,55 @@ from torch import Tensor, nn
 
 from bench.core.errors import UserError
 from bench.core.registry import register_task
+from bench.tasks.celeba_data import (PARTITION_FILE, ImageSource, check_images, find_layout,
+                                     read_attributes, read_partition)
 from bench.tasks.image_task import VQImageTask
 from bench.tasks.vqvae import CHANNELS_LAST, save_torch
 
 ROOT_ENV = "CELEBA_ROOT"
-IMAGE_DIR = "img_align_celeba"
-ATTR_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
 DIALOG_FILES = ("smile_degree.txt", "CelebA-Dialog/smile_degree.txt")
 SMILE_ATTRIBUTE = "Smiling"
 PARTITIONS = {"train": 0, "valid": 1, "test": 2}
 IMAGE_SIZE = 64
 N_DIALOG_DEGREES = 6
 
+log = logging.getLogger(__name__)
+
 
 class CelebAFolder:
-    """Annotations of a local CelebA folder and a cache of its 64x64 images (uint8).
+    """Annotations of a local CelebA folder (any accepted layout) and a cache of its 64x64 images (uint8).
 
-    Shared, not copied, by deep copies of the task: it is read-only data.
+    Images listed in the annotations but absent from the image folder or zip are skipped and
+    counted (:attr:`availability`), up to ``max_missing_fraction`` of them. Shared, not copied,
+    by deep copies of the task: it is read-only data.
     """
 
-    def __init__(self, root: str | Path, crop: int = 148) -> None:
+    def __init__(self, root: str | Path, crop: int = 148, max_missing_fraction: float = 0.01) -> None:
         self.root = Path(root).expanduser()
         self.crop = int(crop)
-        self.base = self._find_base(self.root)
-        self.names, self.attr_names, self.attrs = self._read_attributes(self.base / ATTR_FILE)
-        self.partition = self._read_partition(self.base / PARTITION_FILE, self.names)
+        self.layout = find_layout(self.root, ROOT_ENV)
+        self.base = self.layout.base
+        self.names, self.attr_names, self.attrs = read_attributes(self.layout.attributes)
+        self.partition = read_partition(self.layout.partition, self.names, self.layout.attributes)
         if SMILE_ATTRIBUTE not in self.attr_names:
-            raise UserError(f"{self.base / ATTR_FILE}: line 2 lists no {SMILE_ATTRIBUTE!r} attribute; expected the "
+            raise UserError(f"{self.layout.attributes}: line 2 lists no {SMILE_ATTRIBUTE!r} attribute; expected the "
                             f"40 CelebA attribute names")
         self.smiling = self.attrs[:, self.attr_names.index(SMILE_ATTRIBUTE)] == 1
         self.dialog_file, self.degree = self._read_dialog()
-        present = set(os.listdir(self.base / IMAGE_DIR))
-        missing = [name for name in self.names if name not in present]
-        if missing:
-            raise UserError(f"{self.base / IMAGE_DIR / missing[0]}: image listed in {ATTR_FILE} is missing "
-                            f"({len(missing)} missing in all); expected one aligned JPEG per annotated image")
+        self.source = ImageSource(self.layout.images)
+        self.availability = check_images(self.names, self.source, self.layout.attributes, float(max_missing_fraction))
+        if self.availability.missing:
+            log.warning("CelebA: skipping %d listed images missing from %s (e.g. %s)", len(self.availability.missing),
+                        self.source.path, ", ".join(self.availability.missing[:3]))
         self._cache: dict[int, np.ndarray] = {}
+
+    @property
+    def available(self) -> np.ndarray:
+        """Mask of the annotated images whose file exists."""
+        return self.availability.present
 
     def __deepcopy__(self, memo: dict) -> CelebAFolder:
         return self
-
-    @staticmethod
-    def _find_base(root: Path) -> Path:
-        if not root.is_dir():
-            raise UserError(f"CelebA folder {str(root)!r} does not exist; pass --task-opt root=DIR or set {ROOT_ENV} to a "
-                            f"folder holding {IMAGE_DIR}/, {ATTR_FILE} and {PARTITION_FILE}")
-        for base in (root, root / "celeba"):
-            if (base / IMAGE_DIR).is_dir() or (base / ATTR_FILE).is_file():
-                missing = [name for name in (IMAGE_DIR, ATTR_FILE, PARTITION_FILE) if not (base / name).exists()]
-                if missing:
-                    raise UserError(f"CelebA folder {str(base)!r} lacks {', '.join(missing)}; expected the official "
-                                    f"layout: {IMAGE_DIR}/*.jpg, {ATTR_FILE}, {PARTITION_FILE}")
-                return base
-        raise UserError(f"{str(root)!r} is not a CelebA folder: expected {IMAGE_DIR}/, {ATTR_FILE} and "
-                        f"{PARTITION_FILE} in it or in {str(root / 'celeba')!r} (torchvision's layout)")
-
-    @staticmethod
-    def _read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-        lines = path.read_text().splitlines()
-        if len(lines) < 2:
-            raise UserError(f"{path}: expected an image count on line 1 and attribute names on line 2")
-        try:
-            count = int(lines[0].strip())
-        except ValueError:
-            raise UserError(f"{path}: line 1 should be the number of images, got {lines[0][:40]!r}") from None
-        attr_names = lines[1].split()
-        rows = [line.split() for line in lines[2:] if line.strip()]
-        if len(rows) != count:
-            raise UserError(f"{path}: line 1 announces {count} images but {len(rows)} rows follow")
-        names, values = [], np.empty((len(rows), len(attr_names)), dtype=np.int8)
-        for i, row in enumerate(rows):
-            if len(row) != len(attr_names) + 1 or any(v not in ("1", "-1") for v in row[1:]):
-                raise UserError(f"{path}: line {i + 3} should be an image name and {len(attr_names)} values "
-                                f"of 1 or -1, got {' '.join(row)[:80]!r}")
-            names.append(row[0])
-            values[i] = [int(v) for v in row[1:]]
-        return names, attr_names, values
-
-    @staticmethod
-    def _read_partition(path: Path, names: list[str]) -> np.ndarray:
-        part: dict[str, int] = {}
-        for i, line in enumerate(path.read_text().splitlines()):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                raise UserError(f"{path}: line {i + 1} should be '<image> <0|1|2>', got {line[:80]!r}")
-            part[fields[0]] = int(fields[1])
-        missing = [name for name in names if name not in part]
-        if missing:
-            raise UserError(f"{path}: no partition for {missing[0]} ({len(missing)} images of {ATTR_FILE} missing)")
-        return np.array([part[name] for name in names], dtype=np.int8)
 
     def _read_dialog(self) -> tuple[Path | None, np.ndarray | None]:
         for name in DIALOG_FILES:
@@ -179,9 +134,9 @@ class CelebAFolder:
         return out
 
     def _load(self, index: int) -> np.ndarray:
-        path = self.base / IMAGE_DIR / self.names[index]
+        name = self.names[index]
         try:
-            with Image.open(path) as img:
+            with Image.open(self.source.open(name)) as img:
                 img = img.convert("RGB")
                 w, h = img.size
                 side = min(self.crop, w, h)
@@ -190,7 +145,8 @@ class CelebAFolder:
                                                                             Image.Resampling.LANCZOS)
                 return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable image ({exc}); expected an aligned CelebA JPEG") from None
+            raise UserError(f"{self.source.describe(name)}: not a readable image ({exc}); expected an aligned "
+                            f"CelebA JPEG") from None
 
 
 class SmileCNN(nn.Module):
@@ -287,7 +243,7 @@ class CelebASmileTask(VQImageTask):
 
     def __init__(self, root: str | None = None, crop: int = 148, smile_source: str = "auto",
                  max_smile_degree: int = 2, vqvae_score_threshold: float | None = None,
-                 artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
+                 max_missing_fraction: float = 0.01, artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
                  **options: Any) -> None:
         super().__init__(artifacts=artifacts, device=device, n_initial=n_initial, **options)
         if smile_source not in ("auto", "attribute", "dialog"):
@@ -296,6 +252,7 @@ class CelebASmileTask(VQImageTask):
         self.crop = int(crop)
         self.smile_source = smile_source
         self.max_smile_degree = int(max_smile_degree)
+        self.max_missing_fraction = float(max_missing_fraction)
         self.vqvae_score_threshold = None if vqvae_score_threshold is None else float(vqvae_score_threshold)
         self._folder: CelebAFolder | None = None
         self._scorer: SmileCNN | None = None
@@ -310,7 +267,7 @@ class CelebASmileTask(VQImageTask):
             root = self.root or os.environ.get(ROOT_ENV)
             if not root:
                 raise UserError(f"smile-celeba needs a local CelebA folder: pass --task-opt root=DIR or set {ROOT_ENV}")
-            self._folder = CelebAFolder(root, self.crop)
+            self._folder = CelebAFolder(root, self.crop, self.max_missing_fraction)
             if self.smile_source == "dialog" and self._folder.degree is None:
                 raise UserError(f"smile_source=dialog but no {' or '.join(DIALOG_FILES)} in {self._folder.base}")
         return self._folder
@@ -335,7 +292,7 @@ class CelebASmileTask(VQImageTask):
         return labels == 0
 
     def _pool(self, split: str) -> np.ndarray:
-        part = self.folder.partition
+        part = np.where(self.folder.available, self.folder.partition, -1)  # missing images belong to no split
         if split == "vqvae":
             if self.vqvae_score_threshold is not None:
                 if self._vqvae_pool is None:  # needs the scorer: computed once over the train partition
@@ -386,8 +343,11 @@ class CelebASmileTask(VQImageTask):
         labels, _ = self._labels()
         info: dict[str, Any] = {"score": "expected smile degree in [0, 5]" if self.uses_dialog else
                                 "logit of P(Smiling)", "labels": "dialog" if self.uses_dialog else "attribute",
-                                "root": str(self.folder.base), "n_images": n, "epochs": epochs}
-        valid = np.flatnonzero(self.folder.partition == PARTITIONS["valid"])
+                                "root": str(self.folder.base), "layout": self.folder.layout.kind,
+                                "images": self.folder.availability.summary(), "n_images": n, "epochs": epochs}
+        # Accuracy over the labelled images of the valid partition only (unlabelled ones have no truth).
+        valid = np.flatnonzero((self.folder.partition == PARTITIONS["valid"]) & self.folder.available
+                               & self._labels()[1])
         valid_idx = np.random.default_rng(self.split_seed("scorer-valid")).choice(
             valid, size=min(len(valid), 2000), replace=False) if len(valid) else valid
         valid_images = self.folder.images(valid_idx)

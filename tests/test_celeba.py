@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,8 @@ from bench.core.config import RunConfig
 from bench.core.errors import UserError
 from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
-from bench.tasks.celeba import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, CelebAFolder, CelebASmileTask
+from bench.tasks.celeba import CelebAFolder, CelebASmileTask
+from bench.tasks.celeba_data import ATTR_FILE, IMAGE_DIR, PARTITION_FILE
 
 torch.set_num_threads(1)
 
@@ -29,28 +32,60 @@ N_IMAGES = 36
 PERMISSIVE = {"min_psnr_db": 0.0, "min_codebook_usage": 0.0, "min_survival_corr": -1.0}
 
 
-def make_celeba(base: Path, n: int = N_IMAGES) -> Path:
-    """Write ``n`` 178x218 JPEG 'faces' and the two annotation files, formatted like the originals
-    (count line, attribute-name line with a trailing space, right-aligned ±1 columns)."""
+#: where each layout keeps the images and the two annotation files (``None``: the images are zipped)
+LAYOUTS = {"torchvision": (IMAGE_DIR, ATTR_FILE, PARTITION_FILE),
+           "drive": (f"Img/{IMAGE_DIR}", f"Anno/{ATTR_FILE}", f"Eval/{PARTITION_FILE}"),
+           "zip": (None, ATTR_FILE, PARTITION_FILE)}
+
+
+def _face(i: int, rng: np.random.Generator, smile: float) -> Image.Image:
+    """A 178x218 'face' whose dark mouth grows with ``smile``; every 7th is grayscale, every 5th odd-sized."""
+    pixels = np.full((218, 178, 3), rng.integers(60, 200, 3), dtype=np.uint8)
+    pixels[60:170, 40:140] = rng.integers(150, 255, 3)  # face
+    pixels[135:135 + 4 + int(3 * smile), 65:115] = 30  # an open smile is a bigger dark mouth
+    img = Image.fromarray(pixels)
+    if i % 5 == 4:
+        img = img.resize((177, 219))
+    return img.convert("L") if i % 7 == 6 else img
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    """Text as the official files are: CRLF line endings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+
+
+def make_celeba(base: Path, n: int = N_IMAGES, layout: str = "torchvision",
+                smile: np.ndarray | None = None) -> Path:
+    """Write ``n`` JPEG 'faces' and the two annotation files in ``layout``, formatted like the
+    originals (count line, attribute-name line with a trailing space, right-aligned ±1 columns, CRLF)."""
     rng = np.random.default_rng(0)
-    (base / IMAGE_DIR).mkdir(parents=True)
+    smile = np.array([5 * (i % 2 == 0) for i in range(n)]) if smile is None else smile
+    image_dir, attr_file, partition_file = LAYOUTS[layout]
+    images = {}
     attr_lines = [str(n), " ".join(ATTRIBUTES) + " "]
     partition_lines = []
     smile_col = ATTRIBUTES.index("Smiling")
     for i in range(n):
         name = f"{i + 1:06d}.jpg"
-        smiling = i % 2 == 0
-        pixels = np.full((218, 178, 3), rng.integers(60, 200, 3), dtype=np.uint8)
-        pixels[60:170, 40:140] = rng.integers(150, 255, 3)  # face
-        mouth_h = 18 if smiling else 4  # an open smile is a bigger dark mouth
-        pixels[135:135 + mouth_h, 65:115] = 30
-        Image.fromarray(pixels).save(base / IMAGE_DIR / name, quality=90)
+        buffer = io.BytesIO()
+        _face(i, rng, float(smile[i])).save(buffer, format="JPEG", quality=90)
+        images[name] = buffer.getvalue()
         values = rng.choice([-1, 1], size=len(ATTRIBUTES))
-        values[smile_col] = 1 if smiling else -1
-        attr_lines.append(name + " " + " ".join(f"{v:2d}" for v in values))
-        partition_lines.append(f"{name} {0 if i < 24 else (1 if i < 30 else 2)}")
-    (base / ATTR_FILE).write_text("\n".join(attr_lines) + "\n")
-    (base / PARTITION_FILE).write_text("\n".join(partition_lines) + "\n")
+        values[smile_col] = 1 if smile[i] >= 3 else -1
+        attr_lines.append(name + " " + " ".join(f"{v:2d}" for v in values) + " ")
+        partition_lines.append(f"{name} {0 if 3 * i < 2 * n else (1 if 6 * i < 5 * n else 2)}")
+    if image_dir is None:
+        base.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(base / "img_align_celeba.zip", "w") as archive:
+            for name, data in images.items():
+                archive.writestr(f"{IMAGE_DIR}/{name}", data)
+    else:
+        (base / image_dir).mkdir(parents=True)
+        for name, data in images.items():
+            (base / image_dir / name).write_bytes(data)
+    write_lines(base / attr_file, attr_lines)
+    write_lines(base / partition_file, partition_lines)
     return base
 
 
@@ -71,6 +106,29 @@ def test_reads_official_layout_from_root_or_celeba_subfolder(celeba_root: Path) 
     assert images.shape == (3, 3, 64, 64) and images.dtype == np.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
     np.testing.assert_array_equal(images[0], images[2])
+
+
+@pytest.mark.parametrize("layout", ["drive", "zip"])
+def test_reads_drive_and_zip_layouts(tmp_path: Path, layout: str) -> None:
+    base = make_celeba(tmp_path / "celeba", n=12, layout=layout)
+    reference = CelebAFolder(make_celeba(tmp_path / "flat", n=12))
+    folder = CelebAFolder(tmp_path)  # found in the celeba/ sub-folder
+    assert folder.layout.kind == layout and folder.base == base and folder.names == reference.names
+    np.testing.assert_array_equal(folder.partition, reference.partition)
+    # grayscale (index 6) and odd-sized (index 4) JPEGs decode to the same 64x64 RGB as the flat layout
+    np.testing.assert_array_equal(folder.images_uint8(np.arange(12)), reference.images_uint8(np.arange(12)))
+    if layout == "zip":
+        assert not (base / IMAGE_DIR).exists()  # read in place, nothing extracted
+
+
+def test_one_missing_image_is_skipped_and_counted(tmp_path: Path) -> None:
+    base = make_celeba(tmp_path / "c", n=120)
+    (base / IMAGE_DIR / "000003.jpg").unlink()
+    task = CelebASmileTask(root=str(base), device="cpu")
+    assert task.folder.availability.summary() == {"listed": 120, "missing": 1, "first_missing": ["000003.jpg"]}
+    for split in ("vqvae", "scorer"):
+        assert 2 not in task._pool(split)
+    assert len(task.training_images("vqvae", 50, seed=0)) == 50
 
 
 def test_splits_follow_partition_and_smile(celeba_root: Path) -> None:
@@ -104,7 +162,9 @@ def test_clear_errors_for_bad_folders(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(UserError, match="does not exist"):
         CelebAFolder(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="is not a CelebA folder.*img_align_celeba"):
+    (tmp_path / "empty" / "photos").mkdir()
+    with pytest.raises(UserError, match=r"is not a CelebA folder: it holds photos\. Accepted layouts: \(1\) "
+                                        r"torchvision: .*\(2\) Google Drive: Img/img_align_celeba.*\(3\).*zip"):
         CelebAFolder(tmp_path / "empty")
     base = make_celeba(tmp_path / "broken", n=6)
     (base / PARTITION_FILE).unlink()
@@ -118,8 +178,15 @@ def test_clear_errors_for_bad_folders(tmp_path: Path, monkeypatch: pytest.Monkey
         CelebAFolder(base)
     base = make_celeba(tmp_path / "missingimg", n=6)
     (base / IMAGE_DIR / "000004.jpg").unlink()
-    with pytest.raises(UserError, match=r"000004.jpg: image listed in list_attr_celeba.txt is missing"):
+    (base / IMAGE_DIR / "000005.jpg").unlink()
+    with pytest.raises(UserError, match=r"2 of the 6 images listed in .*list_attr_celeba.txt are missing .*"
+                                        r"max_missing_fraction=0.01\), e.g. 000004.jpg, 000005.jpg"):
         CelebAFolder(base)
+    for path in (base / IMAGE_DIR).iterdir():  # renamed images: the names match nothing
+        path.rename(path.with_name(f"img_{path.name}"))
+    with pytest.raises(UserError, match=r"names of .*list_attr_celeba.txt \(e.g. 000001.jpg.*match no image in "
+                                        r".*img_align_celeba \(which holds e.g. img_000001.jpg"):
+        CelebAFolder(base, max_missing_fraction=1.0)
     base = make_celeba(tmp_path / "corrupt", n=6)
     (base / IMAGE_DIR / "000002.jpg").write_bytes(b"\xff\xd8 truncated")
     folder = CelebAFolder(base)
