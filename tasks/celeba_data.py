@@ -240,16 +240,17 @@ def read_dialog(path: Path, names: list[str], mapping: Path | None, attr_path: P
         raise UserError(f"{path}: line 1 should be the header 'img_name {' '.join(DIALOG_ATTRIBUTES)}', "
                         f"got {lines[0][:80]!r} (no column {', '.join(absent)})")
     # The header may or may not name the image column; values are located by name either way.
-    offset = 0 if header[0].lower() in ("img_name", "image", "image_id", "name") else 1
-    columns = {a: header.index(a) + 1 - offset for a in DIALOG_ATTRIBUTES}
-    width = len(header) + 1 - offset
+    names_image_column = header[0].lower() in ("img_name", "image", "image_id", "name")
+    shift = 0 if names_image_column else 1
+    columns = {a: header.index(a) + shift for a in DIALOG_ATTRIBUTES}
+    width = len(header) + shift
     valid = {str(k) for k in range(N_DEGREES)}
     rows: dict[str, list[int]] = {}
     for i, line in enumerate(lines[1:], start=2):
         fields = line.split()
         if len(fields) != width or any(fields[c] not in valid for c in columns.values()):
             raise UserError(f"{path}: line {i} should be an image name and {width - 1} degrees 0-5 "
-                            f"(columns {' '.join(header[offset:])}), got {line[:80]!r}")
+                            f"(columns {' '.join(header)}), got {line[:80]!r}")
         rows[fields[0]] = [int(fields[c]) for c in columns.values()]
     rows, used_mapping = _to_celeba_names(rows, names, path, mapping, attr_path)
     index = {n: i for i, n in enumerate(names)}

@@ -18,7 +18,7 @@ from bench.core.config import RunConfig
 from bench.core.errors import UserError
 from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
-from bench.tasks.celeba import CelebAFolder, CelebASmileTask
+from bench.tasks.celeba import CelebAFolder, CelebASmileTask, SmileCNN
 from bench.tasks.celeba_data import ATTR_FILE, IMAGE_DIR, PARTITION_FILE
 
 torch.set_num_threads(1)
@@ -55,12 +55,12 @@ def write_lines(path: Path, lines: list[str]) -> None:
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
 
 
-def make_celeba(base: Path, n: int = N_IMAGES, layout: str = "torchvision",
-                smile: np.ndarray | None = None) -> Path:
-    """Write ``n`` JPEG 'faces' and the two annotation files in ``layout``, formatted like the
-    originals (count line, attribute-name line with a trailing space, right-aligned ±1 columns, CRLF)."""
+def make_celeba(base: Path, n: int = N_IMAGES, layout: str = "torchvision", dialog: str | None = "standard") -> Path:
+    """Write ``n`` JPEG 'faces' (smile degree ``i % 6``) and the two annotation files in ``layout``,
+    formatted like the originals (count line, attribute-name line with a trailing space,
+    right-aligned ±1 columns, CRLF), and the CelebA-Dialog file (``dialog``: standard, hq or None)."""
     rng = np.random.default_rng(0)
-    smile = np.array([5 * (i % 2 == 0) for i in range(n)]) if smile is None else smile
+    smile = np.arange(n) % 6
     image_dir, attr_file, partition_file = LAYOUTS[layout]
     images = {}
     attr_lines = [str(n), " ".join(ATTRIBUTES) + " "]
@@ -86,7 +86,24 @@ def make_celeba(base: Path, n: int = N_IMAGES, layout: str = "torchvision",
             (base / image_dir / name).write_bytes(data)
     write_lines(base / attr_file, attr_lines)
     write_lines(base / partition_file, partition_lines)
+    if dialog is not None:
+        write_dialog(base, [f"{i + 1:06d}.jpg" for i in range(n)], smile, hq=dialog == "hq")
     return base
+
+
+def write_dialog(base: Path, names: list[str], smile: np.ndarray, hq: bool = False) -> None:
+    """``combined_annotation.txt`` as CelebA-Dialog ships it (header line, space-separated degrees);
+    Bangs = smile // 2 so that two attributes differ. ``hq``: keyed by CelebA-HQ names, in reverse
+    order, with ``CelebA-HQ-to-CelebA-mapping.txt`` beside it."""
+    lines = ["img_name Bangs Eyeglasses No_Beard Smiling Young "]
+    keys = [f"{k}.jpg" for k in range(len(names))] if hq else names
+    for key, degree in zip(keys, smile):
+        lines.append(f"{key} {degree // 2} 0 {len(key) % 3} {degree} 1 ")
+    write_lines(base / "combined_annotation.txt", lines)
+    if hq:  # CelebA-HQ index k is CelebA image n - k
+        mapping = ["idx         orig_idx    orig_file"]
+        mapping += [f"{k:<12d}{len(names) - 1 - k:<12d}{names[len(names) - 1 - k]}" for k in range(len(names))]
+        write_lines(base / "CelebA-HQ-to-CelebA-mapping.txt", mapping)
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +160,61 @@ def test_splits_follow_partition_and_smile(celeba_root: Path) -> None:
     np.testing.assert_array_equal(images, task.training_images("scorer", 5, seed=1))
 
 
-def test_dialog_degrees_switch_labels(tmp_path: Path) -> None:
+def test_dialog_labels_read_by_header_names(tmp_path: Path) -> None:
     base = make_celeba(tmp_path / "c", n=12)
-    (base / "smile_degree.txt").write_text("".join(f"{i + 1:06d}.jpg {i % 6}\n" for i in range(12)))
     task = CelebASmileTask(root=str(base), device="cpu")
     assert task.uses_dialog and task._n_outputs() == 6
-    assert set(task.folder.degree[task._pool("vqvae")]) <= {0, 1, 2}
-    assert not CelebASmileTask(root=str(base), device="cpu", smile_source="attribute").uses_dialog
-    (base / "smile_degree.txt").write_text("000001.jpg 9\n")
-    with pytest.raises(UserError, match=r"smile_degree.txt: line 1 .*degree 0-5"):
+    np.testing.assert_array_equal(task._labels()[0], np.arange(12) % 6)
+    assert set(task._labels()[0][task._pool("vqvae")]) <= {0, 1, 2}
+    assert set(task._labels()[0][task._pool("reference-high")]) <= {3, 4, 5}
+    bangs = task_spec("celeba-dialog/bangs").build(overrides={"root": str(base), "device": "cpu"})
+    np.testing.assert_array_equal(bangs._labels()[0], (np.arange(12) % 6) // 2)
+    assert bangs.artifact_dir.name == "celeba-dialog-bangs"
+    # columns are found by name, not position
+    lines = (base / "combined_annotation.txt").read_text().splitlines()
+    swapped = ["img_name Smiling Eyeglasses No_Beard Bangs Young"]
+    for line in lines[1:]:
+        f = line.split()
+        swapped.append(" ".join([f[0], f[4], f[2], f[3], f[1], f[5]]))
+    write_lines(base / "combined_annotation.txt", swapped)
+    np.testing.assert_array_equal(CelebASmileTask(root=str(base), device="cpu")._labels()[0], np.arange(12) % 6)
+    write_lines(base / "combined_annotation.txt", [swapped[0], "000001.jpg 9 0 0 0 0"])
+    with pytest.raises(UserError, match=r"combined_annotation.txt: line 2 should be an image name and 5 degrees 0-5"):
         CelebASmileTask(root=str(base), device="cpu").folder
+
+
+def test_dialog_hq_variant_through_the_mapping_file(tmp_path: Path) -> None:
+    base = make_celeba(tmp_path / "c", n=12, dialog="hq")
+    task = CelebASmileTask(root=str(base), device="cpu")
+    np.testing.assert_array_equal(task._labels()[0], np.arange(12)[::-1] % 6)  # HQ k -> CelebA 12 - k
+    assert task.data_summary()["dialog"]["hq_mapping"].endswith("CelebA-HQ-to-CelebA-mapping.txt")
+    (base / "CelebA-HQ-to-CelebA-mapping.txt").unlink()
+    with pytest.raises(UserError, match=r"keyed by CelebA-HQ names .* needs CelebA-HQ-to-CelebA-mapping.txt"):
+        CelebASmileTask(root=str(base), device="cpu").folder
+
+
+def test_missing_dialog_file_and_the_named_fallback(tmp_path: Path) -> None:
+    base = make_celeba(tmp_path / "c", n=12, dialog=None)
+    with pytest.raises(UserError) as error:
+        task_spec("celeba-dialog/age").build(overrides={"root": str(base), "device": "cpu"}).folder
+    message = str(error.value)
+    assert "\n" not in message and "celeba-dialog/age needs the CelebA-Dialog labels combined_annotation.txt" in message
+    assert f"looked in {base}, {base / 'CelebA-Dialog'}" in message and "labels=attribute" in message
+    task = CelebASmileTask(root=str(base), device="cpu", labels="attribute")
+    assert not task.uses_dialog and task._n_outputs() == 1
+    assert "fallback" in task.data_summary() and task.artifact_config()["labels"] == "attribute"
+    beard = task_spec("celeba-dialog/beard").build(overrides={"root": str(base), "device": "cpu", "labels": "attribute"})
+    no_beard = beard.folder.attrs[:, beard.folder.attr_names.index("No_Beard")]
+    np.testing.assert_array_equal(beard._labels()[0], no_beard == -1)  # 1 = has a beard (the degree-5 end)
+    write_dialog(base, [f"{i + 1:06d}.jpg" for i in range(12)], np.arange(12) % 6)
+    lines = (base / "combined_annotation.txt").read_text().splitlines()
+    write_lines(base / "combined_annotation.txt", [lines[0]] + [line.replace(".jpg", ".png") for line in lines[1:]])
+    with pytest.raises(UserError, match=r"names of .*combined_annotation.txt \(e.g. 000001.png.*match none of "
+                                        r".*list_attr_celeba.txt \(e.g. 000001.jpg"):
+        CelebASmileTask(root=str(base), device="cpu").folder
+    write_lines(base / "combined_annotation.txt", lines[:5])  # partial coverage: counted, not refused
+    summary = CelebASmileTask(root=str(base), device="cpu").data_summary()
+    assert summary["dialog"]["matched_images"] == 4 and summary["labelled_images"] == 4
 
 
 def test_clear_errors_for_bad_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,34 +257,56 @@ def test_clear_errors_for_bad_folders(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.slow
-def test_prepare_and_run_end_to_end(celeba_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    params = {"root": str(celeba_root), "artifacts": str(tmp_path / "artifacts"), "device": "cpu", "n_initial": 4,
-              **PERMISSIVE}
-    options = [f"--task-opt={key}={value}" for key, value in {"root": str(celeba_root), **PERMISSIVE}.items()]
-    assert main(["prepare", "--task", "smile-celeba", "--quick", "-q", "--device", "cpu",
+@pytest.mark.parametrize("task_name, layout, dialog", [("smile-celeba", "torchvision", "standard")])
+def test_prepare_and_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], task_name: str, layout: str,
+                                    dialog: str) -> None:
+    root = tmp_path / "data"
+    base = make_celeba(root / "celeba", layout=layout, dialog=dialog)
+    if layout == "zip":  # one listed image absent from the archive: skipped and counted
+        with zipfile.ZipFile(base / "img_align_celeba.zip") as archive, \
+                zipfile.ZipFile(base / "partial.zip", "w") as partial:
+            for info in archive.infolist()[1:]:
+                partial.writestr(info, archive.read(info))
+        (base / "partial.zip").replace(base / "img_align_celeba.zip")
+    params = {"root": str(root), "artifacts": str(tmp_path / "artifacts"), "device": "cpu", "n_initial": 4,
+              "max_missing_fraction": 0.05, **PERMISSIVE}
+    options = [f"--task-opt={key}={value}" for key, value in params.items() if key not in ("artifacts", "device")]
+    assert main(["prepare", "--task", task_name, "--quick", "-q", "--device", "cpu",
                  "--artifacts", params["artifacts"], *options]) == 0
     assert "survival_corr" in capsys.readouterr().out
-    task = task_spec("smile-celeba").build(overrides=params)
+    task = task_spec(task_name).build(overrides=params)
     manifest = task.manifest
     assert manifest["passed"] and manifest["status"] == "complete" and manifest["training"]["quick"]
     assert {"scorer.pt", "heldout_scorer.pt", "vqvae.pt"} <= set(manifest["files"])
-    assert manifest["scorers"]["score"] == "logit of P(Smiling)"
+    scorers = manifest["scorers"]
+    assert scorers["score"].startswith(f"expected {task.attribute} degree") and scorers["layout"] == layout
+    assert scorers["images"]["missing"] == (1 if layout == "zip" else 0)
+    assert (scorers["dialog"]["hq_mapping"] is not None) == (dialog == "hq")
     assert math.isfinite(manifest["checks"]["psnr_db"]["value"])
+    assert 0.0 <= scorers["scorer"]["valid_accuracy"] <= 1.0
 
-    strict = task_spec("smile-celeba").build(overrides={k: v for k, v in params.items() if k not in PERMISSIVE})
+    strict = task_spec(task_name).build(overrides={k: v for k, v in params.items() if k not in PERMISSIVE})
     if not manifest["checks"]["survival_corr"]["value"] >= 0.9:  # the default threshold stays strict
-        with pytest.raises(UserError, match="failed their validity checks"):
+        with pytest.raises(UserError, match=f"failed their validity checks.*--task {task_name} --task-opt root="):
             strict.initial_data(0, 2)
 
-    # the VQ-VAE subset can instead be "scorer's score <= threshold" over the train partition
-    train = np.flatnonzero(task.folder.partition == 0)
-    train_scores = task.score_images(task.folder.images(train))
-    task.vqvae_score_threshold = float(np.median(train_scores))
-    np.testing.assert_array_equal(task._pool("vqvae"), train[train_scores <= np.median(train_scores)])
-
-    config = RunConfig(task="smile-celeba", optimizer="random", seed=0, budget=3, task_params=params)
+    config = RunConfig(task=task_name, optimizer="random", seed=0, budget=3, task_params=params)
     folder = run_folder(tmp_path / "sweep", config)
     assert execute_run(config, folder) == C.STATUS_COMPLETED, folder.read_info().get("error")
     records = folder.read_records()
     assert len(records) == 4 + 3
     assert np.isfinite(records[C.SCORE]).all() and np.isfinite(records[C.HELDOUT_SCORE]).all()
+    assert ((records[C.SCORE] >= 0) & (records[C.SCORE] <= 5)).all()  # expected degrees
+
+
+def test_vqvae_split_by_scorer_threshold(tmp_path: Path) -> None:
+    """The VQ-VAE subset can instead be "scorer's score <= threshold" over the train partition."""
+    base = make_celeba(tmp_path / "c", n=24)
+    task = CelebASmileTask(root=str(base), device="cpu")
+    task._scorer = task._heldout = SmileCNN(8, 6, seed=0).eval()
+    train = np.flatnonzero(task.folder.partition == 0)
+    scores = task.score_images(task.folder.images(train))
+    task.vqvae_score_threshold = float(np.median(scores))
+    pool = task._pool("vqvae")
+    np.testing.assert_array_equal(pool, train[scores <= np.median(scores)])
+    assert 0 < len(pool) < len(train)
