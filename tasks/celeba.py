@@ -296,10 +296,18 @@ class CelebADialogTask(VQImageTask):
         """One artifacts folder (and initial-data stream) per attribute."""
         return self.artifact_name or self.task_label.replace("/", "-")
 
+    @property
+    def data_root(self) -> str | None:
+        """The CelebA folder as given (task parameter, else ``$CELEBA_ROOT``), for suggested commands."""
+        return self.root or os.environ.get(ROOT_ENV) or None
+
     def _prepare_hint(self, retrain: bool = False) -> str:
-        root = self.root or os.environ.get(ROOT_ENV) or "DIR"
-        return (f"run `bench prepare --task {self.task_label} --task-opt root={root}"
+        return (f"run `bench prepare --task {self.task_label} --task-opt root={self.data_root or 'DIR'}"
                 f"{' --retrain' if retrain else ''}`")
+
+    def provenance(self) -> dict[str, Any]:
+        """The artifacts' facts plus the labels the run's scorer was trained on (attribute, source, fallback)."""
+        return {**super().provenance(), "attribute": self.attribute, "labels": self.labels}
 
     # --- data -----------------------------------------------------------------------------------
     @property

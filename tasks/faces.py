@@ -3,7 +3,7 @@
 Every face is drawn from a dict of factors: ``smile`` in [0, 5] and nuisance factors (skin
 tone, face shape, position, scale, tilt, hair, clothing, background, lighting, noise) that are
 drawn independently of the smile. The smile is deliberately a large, high-contrast feature
-(see REFERENCE.md: a mouth of a few pixels did not survive an 8x8 VQ-VAE): it changes the
+(a mouth of a few pixels did not survive an 8x8 VQ-VAE): it changes the
 mouth width, lip curvature and opening (teeth and a dark interior), raises and reddens the
 cheeks and squints the eyes, and the mouth spans about a third of the face.
 

@@ -1,6 +1,7 @@
 """``smile-synthetic``: make procedural faces smile, in the latent grid of a VQ-VAE (embedded default).
 
-The offline stand-in for the "Happy People" CelebA task (REFERENCE.md). Faces come from
+The offline stand-in for the "Happy People" CelebA-Dialog smile task (``celeba-dialog/smiling``,
+``docs/data.md``). Faces come from
 :mod:`tasks.faces` with a known smile degree in [0, 5]. As in the paper:
 
 * the VQ-VAE trains only on faces with smile below :data:`SMILE_THRESHOLD` (split "vqvae");

@@ -29,7 +29,6 @@ ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald 
               "Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair "
               "Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
 N_IMAGES = 36
-PERMISSIVE = {"min_psnr_db": 0.0, "min_codebook_usage": 0.0, "min_survival_corr": -1.0}
 
 
 #: where each layout keeps the images and the two annotation files (``None``: the images are zipped)
@@ -257,7 +256,8 @@ def test_clear_errors_for_bad_folders(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task_name, layout, dialog", [("smile-celeba", "torchvision", "standard")])
+@pytest.mark.parametrize("task_name, layout, dialog", [("smile-celeba", "torchvision", "standard"),
+                                                       ("celeba-dialog/bangs", "zip", "hq")])
 def test_prepare_and_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], task_name: str, layout: str,
                                     dialog: str) -> None:
     root = tmp_path / "data"
@@ -269,14 +269,16 @@ def test_prepare_and_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
                 partial.writestr(info, archive.read(info))
         (base / "partial.zip").replace(base / "img_align_celeba.zip")
     params = {"root": str(root), "artifacts": str(tmp_path / "artifacts"), "device": "cpu", "n_initial": 4,
-              "max_missing_fraction": 0.05, **PERMISSIVE}
+              "max_missing_fraction": 0.05}
     options = [f"--task-opt={key}={value}" for key, value in params.items() if key not in ("artifacts", "device")]
     assert main(["prepare", "--task", task_name, "--quick", "-q", "--device", "cpu",
                  "--artifacts", params["artifacts"], *options]) == 0
-    assert "survival_corr" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "survival_corr" in out and "--quick built smoke-test artifacts" in out
+    assert f"next: bench run --task {task_name} --task-opt root={root}" in out
     task = task_spec(task_name).build(overrides=params)
     manifest = task.manifest
-    assert manifest["passed"] and manifest["status"] == "complete" and manifest["training"]["quick"]
+    assert manifest["status"] == "complete" and manifest["training"]["quick"]
     assert {"scorer.pt", "heldout_scorer.pt", "vqvae.pt"} <= set(manifest["files"])
     scorers = manifest["scorers"]
     assert scorers["score"].startswith(f"expected {task.attribute} degree") and scorers["layout"] == layout
@@ -285,11 +287,6 @@ def test_prepare_and_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert math.isfinite(manifest["checks"]["psnr_db"]["value"])
     assert 0.0 <= scorers["scorer"]["valid_accuracy"] <= 1.0
 
-    strict = task_spec(task_name).build(overrides={k: v for k, v in params.items() if k not in PERMISSIVE})
-    if not manifest["checks"]["survival_corr"]["value"] >= 0.9:  # the default threshold stays strict
-        with pytest.raises(UserError, match=f"failed their validity checks.*--task {task_name} --task-opt root="):
-            strict.initial_data(0, 2)
-
     config = RunConfig(task=task_name, optimizer="random", seed=0, budget=3, task_params=params)
     folder = run_folder(tmp_path / "sweep", config)
     assert execute_run(config, folder) == C.STATUS_COMPLETED, folder.read_info().get("error")
@@ -297,6 +294,8 @@ def test_prepare_and_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert len(records) == 4 + 3
     assert np.isfinite(records[C.SCORE]).all() and np.isfinite(records[C.HELDOUT_SCORE]).all()
     assert ((records[C.SCORE] >= 0) & (records[C.SCORE] <= 5)).all()  # expected degrees
+    provenance = folder.read_info()["task_provenance"]
+    assert provenance["quick"] is True and provenance["attribute"] == task.attribute  # a smoke run, marked
 
 
 def test_vqvae_split_by_scorer_threshold(tmp_path: Path) -> None:
