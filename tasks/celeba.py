@@ -38,7 +38,6 @@ import logging
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,9 +49,10 @@ from torch import Tensor, nn
 
 from bench.core.errors import UserError
 from bench.core.registry import register_task
+from bench.tasks.celeba_cache import ImageCache, cache_key, default_cache_dir
 from bench.tasks.celeba_data import (DIALOG_ATTRIBUTES, DIALOG_FILE, HQ_MAPPING_FILE, DialogLabels, ImageSource,
                                      check_images, dialog_search_dirs, find_file, find_layout, read_attributes,
-                                     read_dialog, read_partition)
+                                     read_dialog, read_partition, square_crop)
 from bench.tasks.image_task import VQImageTask
 from bench.tasks.vqvae import CHANNELS_LAST, save_torch
 
@@ -81,7 +81,7 @@ class CelebAFolder:
     """
 
     def __init__(self, root: str | Path, crop: int = 148, max_missing_fraction: float = 0.01,
-                 dialog: str | Path | None = None) -> None:
+                 dialog: str | Path | None = None, jpeg_draft: bool = False) -> None:
         self.root = Path(root).expanduser()
         self.crop = int(crop)
         self.layout = find_layout(self.root, ROOT_ENV)
@@ -96,7 +96,8 @@ class CelebAFolder:
         if self.availability.missing:
             log.warning("CelebA: skipping %d listed images missing from %s (e.g. %s)", len(self.availability.missing),
                         self.source.path, ", ".join(self.availability.missing[:3]))
-        self._cache: dict[int, np.ndarray] = {}
+        self.jpeg_draft = bool(jpeg_draft)
+        self._cache: ImageCache | None = None
 
     @property
     def available(self) -> np.ndarray:
@@ -138,30 +139,23 @@ class CelebAFolder:
         return self.images_uint8(indices).astype(np.float32) / 255.0
 
     def images_uint8(self, indices: np.ndarray) -> np.ndarray:
-        """uint8 (n, 3, 64, 64) images of the given annotation indices (decoded once, then cached)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        todo = sorted({int(i) for i in indices} - self._cache.keys())
-        if todo:
-            # JPEG decoding and resizing release the GIL: threads use every core.
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                for i, image in zip(todo, pool.map(self._load, todo, chunksize=64)):
-                    self._cache[i] = image
-        out = np.empty((len(indices), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-        for k, i in enumerate(indices):
-            out[k] = self._cache[int(i)]
-        return out
+        """uint8 (n, 3, 64, 64) images of the given annotation indices (decoded once into the disk cache)."""
+        return self.cache.read(indices)
+
+    @property
+    def cache(self) -> ImageCache:
+        """The memory-mapped 64x64 cache of this folder's images (:mod:`tasks.celeba_cache`)."""
+        if self._cache is None:
+            settings = {"crop": self.crop, "size": IMAGE_SIZE, "jpeg_draft": self.jpeg_draft}
+            self._cache = ImageCache(default_cache_dir(), cache_key(self.source.path, self.names, settings),
+                                     len(self.names), (3, IMAGE_SIZE, IMAGE_SIZE), self._load)
+        return self._cache
 
     def _load(self, index: int) -> np.ndarray:
         name = self.names[index]
         try:
             with Image.open(self.source.open(name)) as img:
-                img = img.convert("RGB")
-                w, h = img.size
-                side = min(self.crop, w, h)
-                left, top = (w - side) // 2, (h - side) // 2
-                img = img.crop((left, top, left + side, top + side)).resize((IMAGE_SIZE, IMAGE_SIZE),
-                                                                            Image.Resampling.LANCZOS)
-                return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+                return square_crop(img, self.crop, IMAGE_SIZE, self.jpeg_draft)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
             raise UserError(f"{self.source.describe(name)}: not a readable image ({exc}); expected an aligned "
                             f"CelebA JPEG") from None
@@ -264,7 +258,7 @@ class CelebADialogTask(VQImageTask):
     def __init__(self, root: str | None = None, attribute: str = SMILE_ATTRIBUTE, labels: str = "dialog",
                  dialog: str | None = None, crop: int = 148, max_degree: int = 2,
                  vqvae_score_threshold: float | None = None, max_missing_fraction: float = 0.01,
-                 artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
+                 jpeg_draft: bool = False, artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
                  **options: Any) -> None:
         super().__init__(artifacts=artifacts, device=device, n_initial=n_initial, **options)
         if attribute not in DIALOG_ATTRIBUTES:
@@ -280,6 +274,7 @@ class CelebADialogTask(VQImageTask):
         self.crop = int(crop)
         self.max_degree = int(max_degree)
         self.max_missing_fraction = float(max_missing_fraction)
+        self.jpeg_draft = bool(jpeg_draft)
         self.vqvae_score_threshold = None if vqvae_score_threshold is None else float(vqvae_score_threshold)
         self._folder: CelebAFolder | None = None
         self._scorer: SmileCNN | None = None
@@ -318,7 +313,7 @@ class CelebADialogTask(VQImageTask):
             if not root:
                 raise UserError(f"{self.task_label} needs a local CelebA folder: pass --task-opt root=DIR or set "
                                 f"{ROOT_ENV} (docs/data.md)")
-            self._folder = CelebAFolder(root, self.crop, self.max_missing_fraction, self.dialog)
+            self._folder = CelebAFolder(root, self.crop, self.max_missing_fraction, self.dialog, self.jpeg_draft)
             if self.uses_dialog:
                 self._folder.dialog(needed_by=self.task_label)  # fail now, with the file's name, when absent
             else:
@@ -384,7 +379,7 @@ class CelebADialogTask(VQImageTask):
         return self.folder.images(self._draw(split, n, seed))
 
     def artifact_config(self) -> dict[str, Any]:
-        return {"crop": self.crop, "attribute": self.attribute, "labels": self.labels,
+        return {"crop": self.crop, "jpeg_draft": self.jpeg_draft, "attribute": self.attribute, "labels": self.labels,
                 "max_degree": self.max_degree, "vqvae_score_threshold": self.vqvae_score_threshold,
                 "scorer_width": self.scorer_width, "heldout_width": self.heldout_width}
 

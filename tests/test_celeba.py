@@ -19,6 +19,7 @@ from bench.core.errors import UserError
 from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
 from bench.tasks.celeba import CelebAFolder, CelebASmileTask, SmileCNN
+from bench.tasks.celeba_cache import ENV_DATA_CACHE, ImageCache
 from bench.tasks.celeba_data import ATTR_FILE, IMAGE_DIR, PARTITION_FILE
 
 torch.set_num_threads(1)
@@ -105,6 +106,13 @@ def write_dialog(base: Path, names: list[str], smile: np.ndarray, hq: bool = Fal
         write_lines(base / "CelebA-HQ-to-CelebA-mapping.txt", mapping)
 
 
+@pytest.fixture(autouse=True)
+def image_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own 64x64 image cache."""
+    monkeypatch.setenv(ENV_DATA_CACHE, str(tmp_path / "image-cache"))
+    return tmp_path / "image-cache"
+
+
 @pytest.fixture(scope="module")
 def celeba_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
@@ -135,6 +143,23 @@ def test_reads_drive_and_zip_layouts(tmp_path: Path, layout: str) -> None:
     np.testing.assert_array_equal(folder.images_uint8(np.arange(12)), reference.images_uint8(np.arange(12)))
     if layout == "zip":
         assert not (base / IMAGE_DIR).exists()  # read in place, nothing extracted
+
+
+def test_image_cache_is_filled_once_and_resumes(tmp_path: Path, image_cache: Path) -> None:
+    base = make_celeba(tmp_path / "c", n=12)
+    folder = CelebAFolder(base)
+    first = folder.images_uint8(np.array([0, 5, 5, 7]))
+    assert folder.cache.done.sum() == 3 and len(list(image_cache.glob("*.u8"))) == 1
+    calls: list[int] = []
+    reopened = ImageCache(image_cache, folder.cache.path.stem, 12, (3, 64, 64), lambda i: calls.append(i) or
+                          folder._load(i))
+    np.testing.assert_array_equal(reopened.read(np.array([0, 5, 5, 7])), first)
+    assert calls == []  # read from disk, not decoded again
+    assert reopened.fill(np.arange(12)) == 9 and sorted(calls) == [1, 2, 3, 4, 6, 8, 9, 10, 11]
+    drafted = CelebAFolder(base, jpeg_draft=True)  # another setting, another cache file
+    approx = drafted.images_uint8(np.arange(12)).astype(float)
+    assert len(list(image_cache.glob("*.u8"))) == 2
+    assert np.abs(approx - reopened.read(np.arange(12))).mean() < 4.0  # on 0-255
 
 
 def test_one_missing_image_is_skipped_and_counted(tmp_path: Path) -> None:
