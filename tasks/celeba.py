@@ -81,7 +81,7 @@ class CelebAFolder:
     """
 
     def __init__(self, root: str | Path, crop: int = 148, max_missing_fraction: float = 0.01,
-                 dialog: str | Path | None = None, jpeg_draft: bool = False) -> None:
+                 dialog: str | Path | None = None, jpeg_draft: bool = False, cache_dir: Path | None = None) -> None:
         self.root = Path(root).expanduser()
         self.crop = int(crop)
         self.layout = find_layout(self.root, ROOT_ENV)
@@ -97,6 +97,7 @@ class CelebAFolder:
             log.warning("CelebA: skipping %d listed images missing from %s (e.g. %s)", len(self.availability.missing),
                         self.source.path, ", ".join(self.availability.missing[:3]))
         self.jpeg_draft = bool(jpeg_draft)
+        self.cache_dir = cache_dir
         self._cache: ImageCache | None = None
 
     @property
@@ -147,7 +148,7 @@ class CelebAFolder:
         """The memory-mapped 64x64 cache of this folder's images (:mod:`tasks.celeba_cache`)."""
         if self._cache is None:
             settings = {"crop": self.crop, "size": IMAGE_SIZE, "jpeg_draft": self.jpeg_draft}
-            self._cache = ImageCache(default_cache_dir(), cache_key(self.source.path, self.names, settings),
+            self._cache = ImageCache(self.cache_dir or default_cache_dir(), cache_key(self.source.path, self.names, settings),
                                      len(self.names), (3, IMAGE_SIZE, IMAGE_SIZE), self._load)
         return self._cache
 
@@ -410,6 +411,8 @@ class CelebADialogTask(VQImageTask):
         n = self.quick_n_scorer_images if quick else self.n_scorer_images
         epochs = self.quick_scorer_epochs if quick else self.scorer_epochs
         labels, _ = self._labels()
+        # One pass over every image fills the 64x64 cache (progress bar; resumes if interrupted).
+        self.folder.cache.fill(np.flatnonzero(self.folder.available), progress=progress)
         info: dict[str, Any] = {**self.data_summary(), "n_images": n, "epochs": epochs}
         # Accuracy over the labelled images of the valid partition only (unlabelled ones have no truth).
         valid = np.flatnonzero((self.folder.partition == PARTITIONS["valid"]) & self.folder.available

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import zipfile
 from pathlib import Path
@@ -334,3 +335,11 @@ def test_vqvae_split_by_scorer_threshold(tmp_path: Path) -> None:
     pool = task._pool("vqvae")
     np.testing.assert_array_equal(pool, train[scores <= np.median(scores)])
     assert 0 < len(pool) < len(train)
+
+
+def test_perf_celeba_load_reports_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["perf", "celeba-load", "--n", "24", "--threads", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["n"] == 24
+    for key in ("decode_images_per_s", "decode_images_per_s_draft", "cache_read_images_per_s"):
+        assert figures[key] > 0, key
