@@ -414,11 +414,7 @@ class CelebADialogTask(VQImageTask):
         # One pass over every image fills the 64x64 cache (progress bar; resumes if interrupted).
         self.folder.cache.fill(np.flatnonzero(self.folder.available), progress=progress)
         info: dict[str, Any] = {**self.data_summary(), "n_images": n, "epochs": epochs}
-        # Accuracy over the labelled images of the valid partition only (unlabelled ones have no truth).
-        valid = np.flatnonzero((self.folder.partition == PARTITIONS["valid"]) & self.folder.available
-                               & self._labels()[1])
-        valid_idx = np.random.default_rng(self.split_seed("scorer-valid")).choice(
-            valid, size=min(len(valid), 2000), replace=False) if len(valid) else valid
+        valid_idx = self.validation_indices()
         valid_images = self.folder.images(valid_idx)
         for key, width, file, seed_name in (("scorer", self.scorer_width, self.scorer_file, "scorer"),
                                             ("heldout", self.heldout_width, self.heldout_file, "heldout")):
@@ -439,6 +435,14 @@ class CelebADialogTask(VQImageTask):
             info[key] = entry
         self.load_scorers(artifact_dir, device)  # a score threshold on the "vqvae" split needs them now
         return info
+
+    def validation_indices(self, n: int = 2000) -> np.ndarray:
+        """Up to ``n`` labelled, present images of the valid partition: the scorers' validation accuracy
+        counts only these (an unlabelled image has no truth to be right or wrong about)."""
+        valid = np.flatnonzero((self.folder.partition == PARTITIONS["valid"]) & self.folder.available
+                               & self._labels()[1])
+        rng = np.random.default_rng(self.split_seed("scorer-valid"))
+        return rng.choice(valid, size=min(len(valid), n), replace=False) if len(valid) else valid
 
     def load_scorers(self, artifact_dir: Path, device: torch.device) -> None:
         """Load both scorers (eval mode, on ``device``)."""

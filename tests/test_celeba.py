@@ -237,9 +237,12 @@ def test_missing_dialog_file_and_the_named_fallback(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"names of .*combined_annotation.txt \(e.g. 000001.png.*match none of "
                                         r".*list_attr_celeba.txt \(e.g. 000001.jpg"):
         CelebASmileTask(root=str(base), device="cpu").folder
-    write_lines(base / "combined_annotation.txt", lines[:5])  # partial coverage: counted, not refused
-    summary = CelebASmileTask(root=str(base), device="cpu").data_summary()
-    assert summary["dialog"]["matched_images"] == 4 and summary["labelled_images"] == 4
+    write_lines(base / "combined_annotation.txt", lines[:9] + lines[10:])  # partial coverage: counted, not refused
+    partial = CelebASmileTask(root=str(base), device="cpu")
+    summary = partial.data_summary()
+    assert summary["dialog"]["matched_images"] == 11 and summary["labelled_images"] == 11
+    valid = np.flatnonzero(partial.folder.partition == 1)  # images 9 and 10; only 10 is labelled
+    assert list(valid) == [8, 9] and list(partial.validation_indices()) == [9]
 
 
 def test_clear_errors_for_bad_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
