@@ -148,8 +148,9 @@ class CelebAFolder:
         """The memory-mapped 64x64 cache of this folder's images (:mod:`tasks.celeba_cache`)."""
         if self._cache is None:
             settings = {"crop": self.crop, "size": IMAGE_SIZE, "jpeg_draft": self.jpeg_draft}
-            self._cache = ImageCache(self.cache_dir or default_cache_dir(), cache_key(self.source.path, self.names, settings),
-                                     len(self.names), (3, IMAGE_SIZE, IMAGE_SIZE), self._load)
+            key = cache_key(self.source.path, self.names, settings)
+            self._cache = ImageCache(self.cache_dir or default_cache_dir(), key, len(self.names),
+                                     (3, IMAGE_SIZE, IMAGE_SIZE), self._load)
         return self._cache
 
     def _load(self, index: int) -> np.ndarray:
@@ -259,7 +260,8 @@ class CelebADialogTask(VQImageTask):
     def __init__(self, root: str | None = None, attribute: str = SMILE_ATTRIBUTE, labels: str = "dialog",
                  dialog: str | None = None, crop: int = 148, max_degree: int = 2,
                  vqvae_score_threshold: float | None = None, max_missing_fraction: float = 0.01,
-                 jpeg_draft: bool = False, artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
+                 jpeg_draft: bool = False, artifacts: str | None = None, device: str = "auto",
+                 n_initial: int | None = None,
                  **options: Any) -> None:
         super().__init__(artifacts=artifacts, device=device, n_initial=n_initial, **options)
         if attribute not in DIALOG_ATTRIBUTES:

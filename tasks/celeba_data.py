@@ -62,7 +62,8 @@ class ImageSource:
                     self._members = {Path(info.filename).name: info.filename for info in archive.infolist()
                                      if not info.is_dir()}
             except (OSError, zipfile.BadZipFile) as exc:
-                raise UserError(f"{path}: not a readable zip archive ({exc}); expected the official {IMAGE_ZIP}") from None
+                raise UserError(f"{path}: not a readable zip archive ({exc}); expected the official "
+                                f"{IMAGE_ZIP}") from None
             self.names = set(self._members)
         else:
             self.names = set(os.listdir(path))
@@ -109,7 +110,8 @@ def find_layout(root: Path, env_hint: str) -> Layout:
         missing = {"images": f"{IMAGE_DIR}/ or {IMAGE_ZIP}", "attributes": ATTR_FILE, "partition": PARTITION_FILE}
         lacking = [missing[k] for k, v in found.items() if v is None]
         if lacking:
-            raise UserError(f"CelebA folder {str(base)!r} lacks {', '.join(lacking)}; accepted layouts: {ACCEPTED_LAYOUTS}")
+            raise UserError(f"CelebA folder {str(base)!r} lacks {', '.join(lacking)}; "
+                            f"accepted layouts: {ACCEPTED_LAYOUTS}")
         images = found["images"]
         assert images is not None and found["attributes"] is not None and found["partition"] is not None
         kind = "zip" if images.suffix == ".zip" else ("drive" if images.parent.name == "Img" else "torchvision")
@@ -294,7 +296,8 @@ def _to_celeba_names(rows: dict[str, list[int]], names: list[str], path: Path, m
 
 
 def read_hq_mapping(path: Path) -> dict[int, str]:
-    """CelebA-HQ index -> CelebA file name, from ``CelebA-HQ-to-CelebA-mapping.txt`` (header ``idx orig_idx orig_file``)."""
+    """CelebA-HQ index -> CelebA file name, from ``CelebA-HQ-to-CelebA-mapping.txt``
+    (header ``idx orig_idx orig_file``)."""
     lines = [line for line in _lines(path) if line.strip()]
     header = lines[0].split() if lines else []
     if not {"idx", "orig_file"} <= set(header):

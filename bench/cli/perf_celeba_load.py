@@ -59,7 +59,8 @@ def perf_main(name: str, argv: list[str]) -> int:
         root = Path(tmp) / "celeba"
         t0 = time.perf_counter()
         write_folder(root, args.n, args.seed)
-        print(f"wrote {args.n} JPEGs of {CELEBA_SIZE[0]}x{CELEBA_SIZE[1]} in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"wrote {args.n} JPEGs of {CELEBA_SIZE[0]}x{CELEBA_SIZE[1]} in {time.perf_counter() - t0:.1f} s",
+              flush=True)
         for draft in (False, True):
             folder = CelebAFolder(root, jpeg_draft=draft, cache_dir=Path(tmp) / f"cache-draft-{draft}")
             t0 = time.perf_counter()

@@ -75,8 +75,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print(line)
     failed = [k for k, v in manifest.get("checks", {}).items() if not v.get("passed")]
     if manifest.get("training", {}).get("quick"):
-        print(f"bench prepare: --quick built smoke-test artifacts: their checks are recorded{' (not passed)' if failed else ''}"
-              f", not enforced; runs on them are marked quick in run.json and kept apart from full runs in reports. "
+        outcome = " (not passed)" if failed else ""
+        print(f"bench prepare: --quick built smoke-test artifacts: their checks are recorded{outcome}, not enforced; "
+              f"runs on them are marked quick in run.json and kept apart from full runs in reports. "
               f"For benchmark figures run without --quick.")
     elif failed:
         print(f"bench prepare: validity checks failed ({', '.join(failed)}): the task will refuse to run; retrain "
