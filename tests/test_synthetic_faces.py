@@ -89,8 +89,10 @@ def test_twin_checks_add_the_nuisance_figures(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(SmileSyntheticTask, "validity_checks", lambda self, quick=False: stub)
     task = task_spec("synthetic-faces/beard").build(overrides={"device": "cpu"})
     beard = np.clip(np.arange(64) / 64 * 5, 0, 5)
-    monkeypatch.setattr(task, "faces", lambda split, n, seed: (np.zeros((n, 3, 64, 64), np.float32),
-                                                               {**faces.generate_attributes(n, seed)[1], "beard": beard}))
+    def stub_faces(split: str, n: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return np.zeros((n, 3, 64, 64), np.float32), {**faces.generate_attributes(n, seed)[1], "beard": beard}
+
+    monkeypatch.setattr(task, "faces", stub_faces)
     monkeypatch.setattr(task, "score_images", lambda images: beard * 2.0)  # a scorer of the beard only
     figures = task.validity_checks(quick=True)["figures"]
     assert figures["recon_score_vs_true_attribute_corr_full_range"] == 0.5
