@@ -3,7 +3,7 @@
 Every face is drawn from a dict of factors: ``smile`` in [0, 5] and nuisance factors (skin
 tone, face shape, position, scale, tilt, hair, clothing, background, lighting, noise) that are
 drawn independently of the smile. The smile is deliberately a large, high-contrast feature
-(see REFERENCE.md: a mouth of a few pixels did not survive an 8x8 VQ-VAE): it changes the
+(a mouth of a few pixels did not survive an 8x8 VQ-VAE): it changes the
 mouth width, lip curvature and opening (teeth and a dark interior), raises and reddens the
 cheeks and squints the eyes, and the mouth spans about a third of the face.
 
@@ -152,6 +152,9 @@ def _render_chunk(f: dict[str, np.ndarray], rng: np.random.Generator, image_size
     t = np.sqrt(_col(f["smile"] / SMILE_MAX))
     skin = SKIN_TONES[f["skin_tone"]] + f["skin_jitter"][:, None].astype(np.float32)
     hair = HAIR_COLOURS[f["hair_colour"]]
+    if "age" in f:  # the attribute twins only: smile-synthetic's faces stay byte-identical
+        grey = _ramp(_col(f["age"]), 1.5, 5.0)[:, 0, 0, None] * 0.85
+        hair = hair * (1.0 - grey) + GREY_HAIR * grey
 
     # Background: a flat colour with a vertical gradient.
     bg = BACKGROUNDS[f["background"]] + f["background_jitter"][:, None].astype(np.float32)
@@ -211,6 +214,11 @@ def _render_chunk(f: dict[str, np.ndarray], rng: np.random.Generator, image_size
     nose = (np.abs(u) < 0.05 + 0.1 * (fv - 0.02)) & (fv > 0.02) & (fv < 0.22)
     _blend(img, nose * 0.35, skin * 0.55)
 
+    if "beard" in f:  # drawn before the mouth, which stays visible on top of it
+        _draw_beard(img, _col(f["beard"] / SMILE_MAX), u, fv, face, aspect, hair)
+    if "age" in f:
+        _draw_wrinkles(img, _col(f["age"] / SMILE_MAX), u, fv, face, _col(f["eye_spacing"]), skin)
+
     # Mouth: a curved band around the centre line v_mid(u); the smile widens it, bends the
     # corners up, and opens it to show the teeth and a dark interior.
     width = 0.30 + 0.28 * t
@@ -233,6 +241,10 @@ def _render_chunk(f: dict[str, np.ndarray], rng: np.random.Generator, image_size
     # Fringe: hair over the top of the forehead, drawn over the face.
     fringe = face & (fv < _col(f["fringe"]) + 0.06 * np.cos(6.0 * u))
     _paint(img, fringe, hair)
+    if "bangs" in f:
+        _draw_bangs(img, _col(f["bangs"] / SMILE_MAX), u, fv, face, _col(f["fringe"]), hair)
+    if "eyeglasses" in f:
+        _draw_eyeglasses(img, _col(f["eyeglasses"] / SMILE_MAX), u, v, eye_x, eye_y)
 
     # Lighting: a directional gradient over the whole picture, then gain.
     light = _col(f["light_strength"]) * (np.cos(_col(f["light_angle"])) * px + np.sin(_col(f["light_angle"])) * py)
@@ -242,6 +254,81 @@ def _render_chunk(f: dict[str, np.ndarray], rng: np.random.Generator, image_size
     img = img.reshape(n, 3, image_size, SUPERSAMPLE, image_size, SUPERSAMPLE).mean(axis=(3, 5))
     img += rng.standard_normal(img.shape, dtype=np.float32) * _col(f["noise"])[:, None]
     return np.clip(img, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+# --- the four extra attributes of the synthetic twins (bangs, eyeglasses, beard, age) -----------
+# Each is a large, high-contrast feature that grows continuously with its degree t = degree / 5
+# (an 8x8 VQ-VAE loses features of a few pixels). Degree 0 draws nothing; the four are drawn
+# only when their factor is present, so faces without them are unchanged.
+
+def _ramp(degree: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 below degree ``lo``, 1 above ``hi``, linear between (``degree`` is (n, 1, 1))."""
+    return np.clip((degree - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _draw_bangs(img: np.ndarray, t: np.ndarray, u: np.ndarray, fv: np.ndarray, face: np.ndarray,
+                fringe: np.ndarray, hair: np.ndarray) -> None:
+    """Hair over the forehead, from the hairline (t = 0) down over the eyebrows (t = 1)."""
+    line = fringe + t * (-0.22 - fringe) + 0.05 * t * np.cos(9.0 * u)
+    _paint(img, face & (fv < line) & (t > 0), hair)
+
+
+def _draw_eyeglasses(img: np.ndarray, t: np.ndarray, u: np.ndarray, v: np.ndarray, eye_x: np.ndarray,
+                     eye_y: np.ndarray) -> None:
+    """Frames that thicken with the degree, a bridge, and lenses that darken into sunglasses."""
+    du, dv = np.abs(u) - eye_x, v - eye_y
+    r = np.sqrt((du / 0.25) ** 2 + (dv / 0.19) ** 2)
+    width = 0.05 + 0.22 * t
+    frame = (np.abs(r - 1.0) < width) & (t > 0)
+    bridge = (np.abs(u) < eye_x - 0.2) & (np.abs(dv + 0.04) < 0.02 + 0.05 * t) & (t > 0)
+    _blend(img, (r < 1.0 - width) * 0.9 * _ramp(t * SMILE_MAX, 2.5, 5.0), LENS_TINT)
+    _blend(img, (frame | bridge) * _ramp(t * SMILE_MAX, 0.0, 1.0), FRAME_COLOUR)
+
+
+def _draw_beard(img: np.ndarray, t: np.ndarray, u: np.ndarray, fv: np.ndarray, face: np.ndarray,
+                aspect: np.ndarray, hair: np.ndarray) -> None:
+    """A beard in the hair colour: stubble on the chin at low degrees, up the cheeks and below the
+    chin as it grows."""
+    top = 0.78 - 0.5 * t
+    jaw = face & (fv > top)
+    below = (u / (0.75 + 0.1 * t)) ** 2 + ((fv - 1.0) * aspect / (0.05 + 0.75 * t)) ** 2 < 1
+    _blend(img, (jaw | (below & (t > 0))) * _ramp(t * SMILE_MAX, 0.0, 2.0), hair * 0.85)
+
+
+def _draw_wrinkles(img: np.ndarray, t: np.ndarray, u: np.ndarray, fv: np.ndarray, face: np.ndarray,
+                   eye_x: np.ndarray, skin: np.ndarray) -> None:
+    """Forehead lines, bags under the eyes and nose-to-mouth folds that deepen with age."""
+    lines = np.zeros(face.shape, dtype=bool)
+    for k in range(3):
+        lines |= (np.abs(fv - (-0.62 + 0.09 * k) - 0.03 * np.cos(3.0 * u)) < 0.018 + 0.012 * t) & (np.abs(u) < 0.55)
+    bags = (np.abs(np.abs(u) - eye_x) < 0.15) & (np.abs(fv + 0.02 - 0.04 * (np.abs(u) - eye_x) ** 2) < 0.02 + 0.02 * t)
+    folds = (np.abs(np.abs(u) - (0.22 + 0.25 * (fv - 0.15))) < 0.025 + 0.02 * t) & (fv > 0.15) & (fv < 0.45)
+    _blend(img, ((lines | bags | folds) & face) * 0.85 * _ramp(t * SMILE_MAX, 0.5, 5.0), skin * 0.45)
+
+
+#: the five attributes of the ``synthetic-faces`` twins, each a degree in [0, 5]
+ATTRIBUTES: tuple[str, ...] = ("smile", "bangs", "eyeglasses", "beard", "age")
+#: bump when the drawing of the four extra attributes changes (smile-synthetic is unaffected)
+ATTRIBUTES_VERSION = 1
+GREY_HAIR = np.array([0.78, 0.78, 0.80], dtype=np.float32)
+LENS_TINT = np.array([0.06, 0.07, 0.09], dtype=np.float32)
+FRAME_COLOUR = np.array([0.05, 0.05, 0.05], dtype=np.float32)
+
+
+def generate_attributes(n: int, seed: int, target: str = "smile", target_range: tuple[float, float] = (0.0, SMILE_MAX),
+                        image_size: int = IMAGE_SIZE) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``n`` faces with all five attributes: ``target`` uniform in ``target_range``, the other four
+    uniform in [0, 5], every factor independent of the others (deterministic per seed)."""
+    if target not in ATTRIBUTES:
+        raise ValueError(f"target must be one of {ATTRIBUTES}, got {target!r}")
+    lo, hi = float(target_range[0]), float(target_range[1])
+    if not 0.0 <= lo < hi <= SMILE_MAX:
+        raise ValueError(f"target_range must satisfy 0 <= lo < hi <= {SMILE_MAX}, got {target_range}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xFACE, 0xA77]))
+    factors = sample_factors(n, rng, (lo, hi) if target == "smile" else (0.0, SMILE_MAX))
+    for name in ATTRIBUTES[1:]:
+        factors[name] = rng.uniform(*((lo, hi) if name == target else (0.0, SMILE_MAX)), n)
+    return render(factors, rng, image_size), factors
 
 
 #: the columns of :func:`factor_targets` (the feature network's regression targets)

@@ -73,7 +73,7 @@ class VQImageTask(RetrainableTask):
     vqvae_epochs: ClassVar[float] = 30.0
     n_vqvae_images: ClassVar[int] = 20000
     vqvae_batch_size: ClassVar[int] = 64
-    #: the same for ``bench prepare --quick`` (smoke tests; checks are still run and recorded)
+    #: the same for ``bench prepare --quick`` (smoke tests: checks are run and recorded, not enforced)
     quick_vqvae_epochs: ClassVar[float] = 1.0
     quick_n_vqvae_images: ClassVar[int] = 256
     #: images of the "test" split used by the validity checks
@@ -212,6 +212,12 @@ class VQImageTask(RetrainableTask):
         if manifest.get("status") != "complete":
             raise UserError(f"task {self.name!r}: artifacts in {str(folder)!r} are incomplete (preparation was "
                             f"interrupted); {self._prepare_hint(retrain=True)}")
+        if manifest.get("training", {}).get("quick"):
+            # Smoke-test artifacts (``prepare --quick``): their checks are recorded, not enforced;
+            # runs on them say so in run.json (:meth:`provenance`) and reports keep them apart.
+            log.warning("task %r: artifacts in %s are a --quick smoke build; validity checks not enforced",
+                        self.name, folder)
+            return manifest
         # The stored figures are judged by this instance's thresholds (the defaults, or what the
         # task parameters say), so a permissive configuration can use artifacts on purpose.
         failed = []
@@ -250,6 +256,13 @@ class VQImageTask(RetrainableTask):
         self._ensure_loaded()
         assert self._manifest is not None
         return self._manifest
+
+    def provenance(self) -> dict[str, Any]:
+        """``quick`` (smoke-test artifacts), the artifacts' configuration hash and whether they passed
+        their checks when prepared (a full build used with other thresholds may run anyway)."""
+        manifest = self.manifest
+        return {"quick": bool(manifest.get("training", {}).get("quick")), "artifacts": manifest.get("config_hash"),
+                "checks_passed": bool(manifest.get("passed"))}
 
     # --- prepare --------------------------------------------------------------------------------
     def prepare(self, retrain: bool = False, device: torch.device | str | None = None, quick: bool = False,

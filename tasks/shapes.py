@@ -3,7 +3,7 @@
 Images are 64x64 binary pictures of one filled square, side 1-20 px, anywhere in the frame;
 the VQ-VAE trains on them. The objective is the number of shaded pixels (value > 0.5) of the
 decoded image: at most 4,096, at most 400 in the training data. Literature reference (2-D VAE,
-500 queries): 464 ± 3 without retraining, about 1,400 with k = 1e-3, r = 5 (REFERENCE.md).
+500 queries): 464 ± 3 without retraining, about 1,400 with k = 1e-3, r = 5 (Tripp et al. 2020).
 
 The scorer is closed-form, so the task trains nothing but the VQ-VAE. Its VQ-VAE keeps the
 paper's 8x8 grid and 256 codes but uses narrower convolutions (16/32/64 channels, 32-dim codes,

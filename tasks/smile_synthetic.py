@@ -1,6 +1,7 @@
 """``smile-synthetic``: make procedural faces smile, in the latent grid of a VQ-VAE (embedded default).
 
-The offline stand-in for the "Happy People" CelebA task (REFERENCE.md). Faces come from
+The offline stand-in for the "Happy People" CelebA-Dialog smile task (``celeba-dialog/smiling``,
+``docs/data.md``). Faces come from
 :mod:`tasks.faces` with a known smile degree in [0, 5]. As in the paper:
 
 * the VQ-VAE trains only on faces with smile below :data:`SMILE_THRESHOLD` (split "vqvae");
@@ -85,6 +86,8 @@ class SmileSyntheticTask(VQImageTask):
     half_precision_checkpoint: ClassVar[bool] = True
     min_psnr_db: ClassVar[float] = 20.0
     default_n_initial = 100
+    #: the generator factor the scorers regress and the splits select on
+    target_factor: str = "smile"
 
     def __init__(self, artifacts: str | None = None, device: str = "auto", n_initial: int | None = None,
                  **options: Any) -> None:
@@ -99,7 +102,20 @@ class SmileSyntheticTask(VQImageTask):
         if split not in SPLIT_SMILE_RANGES:
             raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_SMILE_RANGES)}")
         generator_seed = int(np.random.SeedSequence([int(seed), zlib.crc32(split.encode())]).generate_state(1)[0])
-        return faces.generate(int(n), generator_seed, SPLIT_SMILE_RANGES[split])
+        return self.generate(int(n), generator_seed, SPLIT_SMILE_RANGES[split])
+
+    def generate(self, n: int, seed: int, target_range: tuple[float, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``n`` faces whose target factor lies in ``target_range`` (smile-synthetic: the smile-only generator)."""
+        return faces.generate(n, seed, target_range)
+
+    def feature_targets(self, factors: dict[str, np.ndarray]) -> np.ndarray:
+        """The feature network's regression targets (every generator factor, as continuous columns)."""
+        return faces.factor_targets(factors)
+
+    @property
+    def n_feature_targets(self) -> int:
+        """Number of columns of :meth:`feature_targets`."""
+        return len(faces.FACTOR_TARGETS)
 
     def training_images(self, split: str, n: int, seed: int) -> np.ndarray:
         """Faces of ``split``: smile < 2.5 for "vqvae", "test" and "reference-train", >= 3 for
@@ -125,10 +141,10 @@ class SmileSyntheticTask(VQImageTask):
         images, factors = self.faces("test-full", n, self.split_seed("test-full"))
         recon = decode_np(self.model, encode_np(self.model, images, self.device), self.device)
         original, reconstructed = self.score_images(images), self.score_images(recon)
-        high = factors["smile"] >= HIGH_SMILE
+        high = factors[self.target_factor] >= HIGH_SMILE
         result["figures"].update({
             "survival_corr_full_range": pearson(original, reconstructed),
-            "recon_score_vs_true_smile_corr_full_range": pearson(reconstructed, factors["smile"]),
+            "recon_score_vs_true_smile_corr_full_range": pearson(reconstructed, factors[self.target_factor]),
             "psnr_db_full_range": float(10 * np.log10(1 / max(float(np.mean((recon - images) ** 2)), 1e-12))),
             "score_high_smiles_original_mean": float(original[high].mean()) if high.any() else float("nan"),
             "score_high_smiles_recon_mean": float(reconstructed[high].mean()) if high.any() else float("nan"),
@@ -149,16 +165,16 @@ class SmileSyntheticTask(VQImageTask):
         networks: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
             "scorer": (SmileScorer, {}, SCORER_FILE),
             "scorer-heldout": (HeldoutSmileScorer, {}, HELDOUT_FILE),
-            "features": (FeatureNetwork, {"n_targets": len(faces.FACTOR_TARGETS)}, FEATURES_FILE),
+            "features": (FeatureNetwork, {"n_targets": self.n_feature_targets}, FEATURES_FILE),
         }
         for split, (n, epochs) in plan.items():
             cls, kwargs, filename = networks[split]
             network = build_network(cls, seeds[split] + 1, **kwargs)
             images, factors = self.faces(split, n, seeds[split])
             if split == "features":
-                targets = _standardise(faces.factor_targets(factors))
+                targets = _standardise(self.feature_targets(factors))
             else:
-                targets = factors["smile"]
+                targets = factors[self.target_factor]
             stats = train_regressor(network, images, targets, epochs=epochs, seed=seeds[split] + 2, device=device,
                                     progress=progress, desc=f"{self.name} {split}")
             save_half(network, artifact_dir / filename)
@@ -169,13 +185,13 @@ class SmileSyntheticTask(VQImageTask):
         images, factors = self.faces("scorer-test", n_test, seeds["scorer-test"])
         main, held = self.score_images(images), self.heldout_scores(images)
         assert held is not None
-        targets = _standardise(faces.factor_targets(factors))
+        targets = _standardise(self.feature_targets(factors))
         assert self._features is not None
         predicted = predict(_Regress(self._features), images, device)
         info.update({
             "n_test": n_test,
-            "scorer_r2": r2_score(factors["smile"], main),
-            "heldout_r2": r2_score(factors["smile"], held),
+            "scorer_r2": r2_score(factors[self.target_factor], main),
+            "heldout_r2": r2_score(factors[self.target_factor], held),
             "heldout_vs_scorer_corr": pearson(main, held),
             # Mean R^2 over the standardised factors (the feature network's training objective).
             "features_r2_mean": float(np.mean([r2_score(targets[:, k], predicted[:, k])
@@ -192,7 +208,7 @@ class SmileSyntheticTask(VQImageTask):
         self._scorer = load_half(SmileScorer, artifact_dir / SCORER_FILE, device)
         self._heldout = load_half(HeldoutSmileScorer, artifact_dir / HELDOUT_FILE, device)
         self._features = load_half(FeatureNetwork, artifact_dir / FEATURES_FILE, device,
-                                   n_targets=len(faces.FACTOR_TARGETS))
+                                   n_targets=self.n_feature_targets)
 
     def _networks(self) -> tuple[SmileScorer, HeldoutSmileScorer, FeatureNetwork]:
         if self._scorer is None or self._heldout is None or self._features is None:

@@ -4,7 +4,8 @@ Encoder: ``len(channels)`` stride-2 4x4 convolutions (64/128/256 by default: 64 
 3x3 convolution, residual blocks and a 1x1 convolution to ``code_dim``; the decoder mirrors it.
 The codebook is updated by exponential moving averages (no codebook gradient) and codes whose
 usage falls below ``dead_code_threshold`` are restarted on random encoder outputs of the
-current batch, which keeps codebook usage high (without restarts it collapses, REFERENCE.md).
+current batch, which keeps codebook usage high (without restarts the codebook collapses to a
+few codes).
 
 Every random draw (weight init, batch order, restarts) comes from generators seeded explicitly;
 the global torch / numpy RNGs are never used.

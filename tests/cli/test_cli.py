@@ -18,7 +18,7 @@ def test_list_names_everything(capsys: pytest.CaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--task", "nope", "--optimizer", "random"], "unknown task 'nope'; valid tasks: closed-form"),
+    (["--task", "nope", "--optimizer", "random"], "unknown task 'nope'; valid tasks: celeba-dialog, "),
     (["--task", "closed-form", "--optimizer", "nope"], "unknown optimizer 'nope'; valid optimizers:"),
     (["--task", "closed-form", "--optimizer", "random/nope"], "unknown optimizer 'random/nope'"),
     (["--task", "closed-form", "--optimizer", "random", "--opt", "colour=red"], "no parameter 'colour'"),

@@ -27,6 +27,10 @@ class TinyTask(VQImageTask):
 
     vqvae_config: ClassVar[VQVAEConfig] = VQVAEConfig(in_channels=1, image_size=16, grid=4, codebook_size=16,
                                                      code_dim=8, channels=(8, 16), res_channels=8, n_res_blocks=1)
+    # full builds as small as quick ones: only full builds have their checks enforced
+    vqvae_epochs: ClassVar[float] = 6.0
+    n_vqvae_images: ClassVar[int] = 128
+    n_test_images: ClassVar[int] = 64
     quick_vqvae_epochs: ClassVar[float] = 6.0
     quick_n_vqvae_images: ClassVar[int] = 128
     quick_n_test_images: ClassVar[int] = 64
@@ -71,7 +75,7 @@ def make_task(folder: Path, **kwargs: Any) -> TinyTask:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-artifacts")
-    manifest = make_task(folder).prepare(retrain=True, quick=True, progress=False)
+    manifest = make_task(folder).prepare(retrain=True, progress=False)
     assert manifest["passed"], manifest["checks"]
     return folder
 
@@ -90,7 +94,7 @@ def test_prepare_writes_manifest_with_figures(prepared: Path) -> None:
     assert set(manifest["data_seeds"]) == set(SPLITS) and len(set(manifest["data_seeds"].values())) == len(SPLITS)
     assert {"vqvae.pt", "scorer.json"} <= set(manifest["files"])
     assert "heldout_survival_corr" in manifest["figures"]
-    assert manifest["training"]["stats"]["steps"] > 0 and manifest["training"]["quick"] is True
+    assert manifest["training"]["stats"]["steps"] > 0 and manifest["training"]["quick"] is False
     # reloading without --retrain checks the stored models again and does not retrain
     again = make_task(prepared).prepare(retrain=False, quick=True, progress=False)
     assert again["reloaded"] and again["checks"]["psnr_db"]["value"] == pytest.approx(
@@ -111,12 +115,22 @@ def test_failed_checks_and_foreign_config_refuse_to_run(prepared: Path, tmp_path
         other.initial_data(0, 2)
 
     failing = tmp_path / "failing"
-    manifest = make_task(failing, min_psnr_db=200.0).prepare(retrain=True, quick=True, progress=False)
+    manifest = make_task(failing, min_psnr_db=200.0).prepare(retrain=True, progress=False)
     assert not manifest["passed"] and not manifest["checks"]["psnr_db"]["passed"]
     with pytest.raises(UserError, match=r"failed their validity checks: psnr_db = [0-9.]+ \(needs >= 200.0\)"):
         make_task(failing, min_psnr_db=200.0).decode(np.zeros((1, 4, 4), dtype=np.int64))
     # the same artifacts judged by permissive thresholds are usable on purpose
     assert make_task(failing).decode(np.zeros((1, 4, 4), dtype=np.int64)).shape == (1, 1, 16, 16)
+    assert make_task(failing).provenance() == {"quick": False, "artifacts": manifest["config_hash"],
+                                               "checks_passed": False}  # as judged when prepared
+
+
+def test_quick_artifacts_run_unchecked_and_say_so(tmp_path: Path) -> None:
+    manifest = make_task(tmp_path, min_psnr_db=200.0).prepare(retrain=True, quick=True, progress=False)
+    assert not manifest["passed"]
+    smoke = make_task(tmp_path, min_psnr_db=200.0)  # a smoke build is not gated: runs are marked instead
+    assert smoke.decode(np.zeros((1, 4, 4), dtype=np.int64)).shape == (1, 1, 16, 16)
+    assert smoke.provenance()["quick"] is True and smoke.provenance()["checks_passed"] is False
 
 
 def test_initial_data_evaluate_and_diagnostics(prepared: Path) -> None:
@@ -170,3 +184,18 @@ def test_harness_run_with_weighted_retraining(prepared: Path) -> None:
     assert all(np.isfinite(row[C.SCORE]) and np.isfinite(row[C.HELDOUT_SCORE]) for row in rows)
     assert results[-1].state.model_version == 1
     assert any(result.retrain_stats is not None for result in results)
+
+
+def test_prepare_cli_enforces_checks_of_full_builds_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli.main import main
+    from bench.core.registry import temporarily_registered
+
+    with temporarily_registered("task", "tiny", TinyTask, min_psnr_db=200.0):
+        assert main(["prepare", "--task", "tiny", "--artifacts", str(tmp_path / "full"), "-q", "--device", "cpu"]) == 1
+        out = capsys.readouterr().out
+        assert "validity checks failed (psnr_db)" in out and "docs/data.md" in out and "REFERENCE" not in out
+        assert main(["prepare", "--task", "tiny", "--artifacts", str(tmp_path / "quick"), "-q", "--device", "cpu",
+                     "--quick"]) == 0
+        out = capsys.readouterr().out
+        assert "smoke-test artifacts: their checks are recorded (not passed), not enforced" in out
+        assert f"next: bench run --task tiny --task-opt artifacts={tmp_path / 'quick'}" in out

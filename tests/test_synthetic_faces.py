@@ -1,0 +1,81 @@
+"""The five-attribute face generator and the ``synthetic-faces/<attribute>`` twins (no training here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.core.errors import UserError
+from bench.core.registry import task_spec
+from bench.tasks import faces
+from bench.tasks.synthetic_faces import SyntheticFacesTask, nuisance_figures
+
+#: rows of the 64x64 picture where each attribute is drawn (face centre near row 30)
+REGIONS = {"bangs": slice(8, 26), "eyeglasses": slice(20, 34), "beard": slice(36, 64), "age": slice(0, 64),
+           "smile": slice(30, 50)}
+
+
+def _factors(n: int, **degrees: float) -> dict[str, np.ndarray]:
+    factors = faces.sample_factors(n, np.random.default_rng(3))
+    for name in faces.ATTRIBUTES[1:]:
+        factors[name] = np.full(n, degrees.get(name, 0.0))
+    factors["smile"] = np.full(n, degrees.get("smile", 0.0))
+    return factors
+
+
+def test_degree_zero_draws_nothing_and_smile_faces_are_unchanged() -> None:
+    plain = faces.sample_factors(16, np.random.default_rng(3))
+    plain["smile"] = np.zeros(16)
+    np.testing.assert_array_equal(faces.render(plain, np.random.default_rng(1)),
+                                  faces.render(_factors(16), np.random.default_rng(1)))
+
+
+@pytest.mark.parametrize("attribute", faces.ATTRIBUTES)
+def test_each_attribute_changes_its_own_region_and_grows_with_its_degree(attribute: str) -> None:
+    base = faces.render(_factors(8), np.random.default_rng(1))
+    change = [np.abs(faces.render(_factors(8, **{attribute: d}), np.random.default_rng(1)) - base).sum(axis=1)
+              for d in (1.0, 3.0, 5.0)]
+    assert change[0].sum() < change[1].sum() < change[2].sum()  # more of it at a higher degree
+    inside = change[2][:, REGIONS[attribute]].sum() / change[2].sum()
+    assert inside > 0.8, inside
+    assert change[2].mean() > 0.02  # large enough to matter at 64 px
+
+
+def test_generate_attributes_ranges_and_independence() -> None:
+    images, factors = faces.generate_attributes(400, seed=5, target="beard", target_range=(0.0, 2.5))
+    assert images.shape == (400, 3, 64, 64) and images.dtype == np.float32
+    assert factors["beard"].max() < 2.5 and factors["smile"].max() > 4.5 and factors["age"].min() < 0.5
+    matrix = np.stack([factors[a] for a in faces.ATTRIBUTES], axis=1)
+    corr = np.corrcoef(matrix, rowvar=False) - np.eye(len(faces.ATTRIBUTES))
+    assert np.abs(corr).max() < 0.15
+    again, _ = faces.generate_attributes(400, seed=5, target="beard", target_range=(0.0, 2.5))
+    np.testing.assert_array_equal(images, again)
+    with pytest.raises(ValueError, match="target must be one of"):
+        faces.generate_attributes(2, seed=0, target="hat")
+
+
+def test_twins_are_registered_one_artifact_folder_each() -> None:
+    tasks = {slug: task_spec(f"synthetic-faces/{slug}").build(overrides={"device": "cpu"})
+             for slug in ("smiling", "bangs", "eyeglasses", "beard", "age")}
+    assert {t.artifact_dir.name for t in tasks.values()} == {f"synthetic-faces-{s}" for s in tasks}
+    assert len({t.config_hash() for t in tasks.values()}) == 5
+    eyeglasses = tasks["eyeglasses"]
+    assert isinstance(eyeglasses, SyntheticFacesTask) and eyeglasses.target_factor == "eyeglasses"
+    _, factors = eyeglasses.faces("vqvae", 64, seed=0)
+    assert factors["eyeglasses"].max() < 2.5 and factors["smile"].max() > 4.0
+    _, high = eyeglasses.faces("reference-high", 16, seed=0)
+    assert high["eyeglasses"].min() >= 3.0
+    assert eyeglasses.feature_targets(factors).shape == (64, eyeglasses.n_feature_targets)
+    with pytest.raises(UserError, match="attribute must be one of smile, bangs"):
+        SyntheticFacesTask(attribute="hat", device="cpu")
+    with pytest.raises(UserError, match="bench prepare --task synthetic-faces/age"):
+        task_spec("synthetic-faces/age").build(overrides={"device": "cpu", "artifacts": "/nonexistent"}).manifest
+
+
+def test_nuisance_figures_tell_an_attribute_scorer_from_a_nuisance_scorer() -> None:
+    _, factors = faces.generate_attributes(600, seed=9, target="bangs")
+    noise = np.random.default_rng(0).standard_normal(600) * 0.05
+    honest = nuisance_figures(factors["bangs"] + noise, factors, "bangs")
+    assert honest["attribute_r2"] > 0.95 and honest["nuisance_r2"] < 0.05
+    cheating = nuisance_figures(factors["bangs"] + factors["age"], factors, "bangs")
+    assert cheating["nuisance_r2"] > 0.3
