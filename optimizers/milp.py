@@ -9,9 +9,16 @@ Every split gets one row per side,
     sum(right leaves) <= 1 - sum(x over groups going left)  (or  <= sum(x going right)),
 
 whichever form has fewer nonzeros. Codes that go the same way at every split of a position and
-that no observed point, trust-region centre or excluded latent uses there are merged into one
-binary: they are indistinguishable to the objective and to every row. Positions that no split
-tests are dropped (and set to the warm-start code) when no distance term needs them.
+that no observed point, trust-region centre or excluded latent uses there ("free" codes) are
+merged into one binary: they are indistinguishable to the objective and to every row. An
+observed (under a bonus) or excluded code whose class has a free code is dominated by it (same
+mean, never nearer to an observed point, never excluded) and gets no binary; the others get one
+binary each, so a no-good cut removes exactly one excluded latent. Positions that no split tests
+are dropped (and set to the warm-start code) when no distance term or exclusion needs them.
+
+No wall-clock time decides an answer unless asked: the limits are HiGHS's node count and the
+number of lazy rounds; an opt-in time limit marks the result ``time_limited``. Every answer is
+re-scored with the ensemble, and the reported objective and gap are those of the re-scored value.
 
 The objective maximised is ``mean(z) + exploration_weight * d`` where ``d`` is the Hamming
 distance to the nearest observed latent ("bonus": rows ``d + sum_p x[p, z_ip] <= P``, one per
