@@ -34,8 +34,9 @@ from bench.store.files import file_sha256, now_iso, read_json, write_json
 from bench.core.hashing import stable_hash
 from bench.core.space import CodeGrid
 from bench.core.task import Evaluation, InitialData, RetrainableTask
+from bench.tasks.inference import resolve_device
 from bench.tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
-                         resolve_device, save_checkpoint, train_vqvae)
+                         save_checkpoint, train_vqvae)
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ class VQImageTask(RetrainableTask):
         again on the same test set (the manifest is not rewritten).
         """
         if device is not None:
-            self.device = device if isinstance(device, torch.device) else resolve_device(device)
+            self.device = resolve_device(device)
         folder = self.artifact_dir
         existing = None
         if not retrain and (folder / MANIFEST_FILE).is_file():

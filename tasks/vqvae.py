@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.core.errors import UserError
+from bench.tasks.inference import batched_inference
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +78,6 @@ class VQVAEConfig:
         if unknown:
             raise ValueError(f"unknown VQVAEConfig keys: {sorted(unknown)}")
         return cls(**{k: tuple(v) if k == "channels" else v for k, v in data.items()})
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; any other name is checked and returned."""
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"invalid device {name!r}: {exc}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 class ResBlock(nn.Module):
@@ -396,32 +384,15 @@ def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, w
 
 def encode_np(model: VQVAE, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Codes (int64, (N, grid, grid)) of float32 images (N, C, S, S) in [0, 1]."""
-    images = np.asarray(images, dtype=np.float32)
-    g = model.config.grid
-    out = np.empty((len(images), g, g), dtype=np.int64)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[i:i + batch_size]).to(device).contiguous(memory_format=CHANNELS_LAST)
-            out[i:i + batch_size] = model.encode(x).cpu().numpy()
-    model.train(was_training)
-    return out
+    return batched_inference(
+        model, lambda x: model.encode(x.contiguous(memory_format=CHANNELS_LAST)).long(),
+        np.asarray(images, dtype=np.float32), device, batch_size)
 
 
 def decode_np(model: VQVAE, codes: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Images (float32, (N, C, S, S) in [0, 1]) of int codes (N, grid, grid)."""
-    codes = np.asarray(codes, dtype=np.int64)
-    c = model.config
-    out = np.empty((len(codes), c.in_channels, c.image_size, c.image_size), dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(codes), batch_size):
-            z = torch.from_numpy(codes[i:i + batch_size]).to(device)
-            out[i:i + batch_size] = model.decode(z).float().cpu().numpy()
-    model.train(was_training)
-    return out
+    return batched_inference(model, lambda z: model.decode(z).float(), np.asarray(codes, dtype=np.int64),
+                             device, batch_size)
 
 
 # --- checkpoints ----------------------------------------------------------------------------
