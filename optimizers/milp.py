@@ -9,9 +9,16 @@ Every split gets one row per side,
     sum(right leaves) <= 1 - sum(x over groups going left)  (or  <= sum(x going right)),
 
 whichever form has fewer nonzeros. Codes that go the same way at every split of a position and
-that no observed point, trust-region centre or excluded latent uses there are merged into one
-binary: they are indistinguishable to the objective and to every row. Positions that no split
-tests are dropped (and set to the warm-start code) when no distance term needs them.
+that no observed point, trust-region centre or excluded latent uses there ("free" codes) are
+merged into one binary: they are indistinguishable to the objective and to every row. An
+observed (under a bonus) or excluded code whose class has a free code is dominated by it (same
+mean, never nearer to an observed point, never excluded) and gets no binary; the others get one
+binary each, so a no-good cut removes exactly one excluded latent. Positions that no split tests
+are dropped (and set to the warm-start code) when no distance term or exclusion needs them.
+
+No wall-clock time decides an answer unless asked: the limits are HiGHS's node count and the
+number of lazy rounds; an opt-in time limit marks the result ``time_limited``. Every answer is
+re-scored with the ensemble, and the reported objective and gap are those of the re-scored value.
 
 The objective maximised is ``mean(z) + exploration_weight * d`` where ``d`` is the Hamming
 distance to the nearest observed latent ("bonus": rows ``d + sum_p x[p, z_ip] <= P``, one per
@@ -22,6 +29,7 @@ Hamming radius of one centre, or of at least one of several centres.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
@@ -48,7 +56,8 @@ class MilpResult:
     plus exploration term over all observed points), ``bound`` the solver's proven upper bound,
     ``gap`` the relative gap between them; ``mean`` and ``distance`` are the latent's.
     ``time_limited`` says that the opt-in wall-clock limit stopped a solve (the answer then
-    depends on machine load); ``model_value`` is internal (the latent's value in the last model). ``solve_s`` is HiGHS's run; ``build_s`` everything else (building the
+    depends on machine load); ``model_value`` and ``choice`` are internal (the latent's value in the
+    last model, and the codes each position could take for the same value). ``solve_s`` is HiGHS's run; ``build_s`` everything else (building the
     model, handing it over, decoding the solution), summed over lazy rounds. ``status`` is
     HiGHS's model status text ("Optimal", "Solution limit reached" for the node limit, "Time limit
     reached", ...), "Lazy round limit reached", "Gap not closed" (HiGHS said optimal but the
@@ -70,6 +79,7 @@ class MilpResult:
     n_nonzeros: int = 0
     model_value: float = math.nan
     time_limited: bool = False
+    choice: list[np.ndarray] = field(default_factory=list, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -190,10 +200,10 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
     start = time.perf_counter()
     n_pos = len(allowed)
     observed_arr = _rows_or_empty(observed, n_pos)
+    exclude_arr = np.unique(_rows_or_empty(exclude, n_pos), axis=0)
     common = dict(exploration=exploration, exploration_weight=exploration_weight, trust_centers=trust_centers,
-                  trust_radius=trust_radius, exclude=exclude, max_nodes=max_nodes, time_limit=time_limit,
-                  mip_gap=mip_gap, mip_abs_gap=mip_abs_gap, seed=seed, threads=threads, rng=rng,
-                  all_observed=observed_arr)
+                  trust_radius=trust_radius, max_nodes=max_nodes, time_limit=time_limit, mip_gap=mip_gap,
+                  mip_abs_gap=mip_abs_gap, seed=seed, threads=threads, rng=rng)
     lazy = exploration == "bonus" and exploration_weight != 0.0 and 0 < lazy_rows < len(observed_arr)
     active = np.ones(len(observed_arr), dtype=bool)
     if lazy:
@@ -201,20 +211,26 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
         nearest = np.argsort((observed_arr != anchor[None, :]).sum(axis=1), kind="stable")
         active[:] = False
         active[nearest[:lazy_rows]] = True
+    pinned = np.zeros(len(exclude_arr), dtype=bool)  # excluded latents the model tells apart exactly
     solve_s = 0.0
     rounds = nodes = 0
     time_limited = False
     while True:
         rounds += 1
-        result = _solve_checked(ensemble, allowed, n_codes, observed=observed_arr[active], warm_start=warm_start,
-                                **common)
+        result = _solve_checked(ensemble, allowed, n_codes, observed=observed_arr[active],
+                                exclude=exclude_arr[pinned], warm_start=warm_start, **common)
         solve_s += result.solve_s
         nodes += int(result.extra.get("nodes", 0))
         time_limited = time_limited or result.time_limited
-        if not lazy:
-            break
-        true_d = (observed_arr != result.latent[None, :]).sum(axis=1)
-        if not (true_d < result.distance - 1e-9).any():
+        latent, covered = _representative(result, exclude_arr)
+        if latent is None:  # every latent the solution stands for is excluded: tell them apart
+            if rounds >= max_lazy_rounds:
+                raise RuntimeError(f"acquisition MILP: no admissible latent after {rounds} rounds (max_lazy_rounds)")
+            pinned |= covered
+            continue
+        result.latent = latent
+        true_d = (observed_arr != latent[None, :]).sum(axis=1)
+        if not lazy or not (true_d < result.distance - 1e-9).any():
             break
         if rounds >= max_lazy_rounds:
             result.status = "Lazy round limit reached"
@@ -223,12 +239,37 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
         # solutions tend to lie next to this one
         near = np.flatnonzero(~active & (true_d <= result.distance + 1))
         active[near[np.argsort(true_d[near], kind="stable")[:lazy_rows]]] = True
-        warm_start = result.latent
+        warm_start = latent
     _rescore(result, ensemble, observed_arr, exploration, exploration_weight, mip_gap, mip_abs_gap)
     result.time_limited = time_limited
     result.build_s, result.solve_s = time.perf_counter() - start - solve_s, solve_s
-    result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum()), "nodes": nodes})
+    result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum()), "nodes": nodes,
+                         "exact_exclusions": int(pinned.sum())})
     return result
+
+
+def _representative(result: MilpResult, exclude: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """A latent of ``result.choice`` that is not excluded, preferring ``result.latent``; and which
+    excluded latents the choice covers. None when it covers only excluded latents.
+
+    Every latent of the choice has the same model value (same groups, and free codes match no
+    distance or trust-region row), so any of them will do.
+    """
+    choice = result.choice
+    covered = np.all([np.isin(exclude[:, p], codes) for p, codes in enumerate(choice)], axis=0) \
+        if len(exclude) else np.zeros(0, dtype=bool)
+    if not covered.any():
+        return result.latent, covered
+    taken = {z.tobytes() for z in exclude[covered]}
+    if math.prod(len(codes) for codes in choice) <= len(taken):
+        return None, covered
+    # Walk the choice from the decoded latent on; at most len(taken) + 1 steps find a free one.
+    options = [np.concatenate([[z], codes[codes != z]]) for z, codes in zip(result.latent, choice)]
+    for candidate in itertools.product(*options):
+        latent = np.asarray(candidate, dtype=np.int64)
+        if latent.tobytes() not in taken:
+            return latent, covered
+    return None, covered
 
 
 def _rescore(result: MilpResult, ensemble: TreeEnsemble, observed: np.ndarray, exploration: str,
@@ -341,14 +382,17 @@ def _codes_per_position(points: np.ndarray, n_pos: int) -> list[np.ndarray]:
 
 
 def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int, *,
-                observed: np.ndarray, all_observed: np.ndarray, exploration: str, exploration_weight: float,
+                observed: np.ndarray, exploration: str, exploration_weight: float,
                 trust_centers: np.ndarray | None, trust_radius: int | None, exclude: np.ndarray | None,
                 warm_start: np.ndarray | None, max_nodes: int | None, time_limit: float | None,
                 mip_gap: float, mip_abs_gap: float, seed: int, threads: int,
                 rng: np.random.Generator | None, presolve: bool = True, use_start: bool = True) -> MilpResult:
     """One MILP over the distance rows of ``observed`` (see :func:`solve_acquisition`).
 
-    ``all_observed`` (a superset of ``observed``) decides which codes are free under a bonus.
+    ``exclude`` holds the excluded latents the model must tell apart exactly (the others are
+    handled by :func:`_representative`). The result's ``choice`` is the set of latents the
+    solution stands for: per position, the codes of its chosen group (every allowed code where
+    the position is dropped).
     ``objective`` is HiGHS's claim and ``model_value`` the value of the decoded latent in this
     model; :func:`_solve_checked` compares them.
     """
@@ -366,7 +410,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
 
     comp = ensemble.compiled(n_codes)
     used = set(int(p) for p in ensemble.used_features())
-    # Exclusion keeps every position: a cut must remove one latent, not all that share its splits.
+    # Exact exclusion keeps every position: a cut must remove one latent, not all that share its splits.
     keep_all = exploration != "none" or (use_trust and len(centers) > 1) or len(exclude) > 0
     kept = np.array([p for p in range(n_pos) if keep_all or p in used], dtype=np.int64)
     exact_pts = [centers] if use_trust else []
@@ -374,7 +418,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     if exploration == "penalty":
         exact_pts.append(observed)
     elif exploration == "bonus":
-        avoid_pts.append(all_observed)
+        avoid_pts.append(observed)
     groups = _code_groups(comp, allowed, kept, _codes_per_position(np.concatenate([centers[:0], *exact_pts]), n_pos),
                           _codes_per_position(np.concatenate(avoid_pts), n_pos), n_codes)
     model = _build_model(ensemble, comp, groups, kept, observed, exploration, exploration_weight, centers,
@@ -382,8 +426,10 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     n_x = len(groups.codes)
     if n_x == 0 or model.n_leaf_cols == 0 and all(
             len(groups.codes[g]) == len(allowed[groups.position[g]]) for g in range(n_x)):
-        return _trivial(ensemble, comp, fill, observed, exploration, exploration_weight, model,
-                        time.perf_counter() - t_build)
+        result = _trivial(ensemble, comp, fill, observed, exploration, exploration_weight, model,
+                          time.perf_counter() - t_build)
+        result.choice = [np.asarray(a) for a in allowed]
+        return result
 
     h = _new_highs()
     options = {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
@@ -413,11 +459,12 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     if info.primal_solution_status != 2:  # no feasible solution found
         raise RuntimeError(f"acquisition MILP found no feasible point (status: {status})")
     x = np.asarray(h.getSolution().col_value)
-    latent = _decode(x, groups, kept, fill, rng)
+    latent, choice = _decode(x, groups, kept, fill, allowed, rng)
     result = _result(latent, status, float(info.objective_function_value), float(info.mip_dual_bound),
                      comp, observed, exploration, exploration_weight, model, solve_s,
                      time.perf_counter() - t_build - solve_s)
     result.time_limited = status == "Time limit reached"
+    result.choice = choice
     result.extra.update({"n_kept_positions": len(kept), "n_groups": n_x, "n_leaves": model.n_leaf_cols,
                          "n_cuts": model.n_cuts, "nodes": int(info.mip_node_count)})
     return result
@@ -435,19 +482,22 @@ def _fill(allowed: list[np.ndarray], warm_start: np.ndarray | None, center: np.n
     return fill
 
 
-def _decode(x: np.ndarray, groups: _Groups, kept: np.ndarray, fill: np.ndarray,
-            rng: np.random.Generator | None) -> np.ndarray:
-    """The latent of a solution: per kept position, a code of its chosen group (``fill``'s if it can)."""
+def _decode(x: np.ndarray, groups: _Groups, kept: np.ndarray, fill: np.ndarray, allowed: list[np.ndarray],
+            rng: np.random.Generator | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The latent of a solution (per kept position a code of its chosen group, ``fill``'s if it
+    can) and the codes it could take instead at each position (see :func:`_solve_once`)."""
     latent = fill.copy()
+    choice = [np.asarray(a) for a in allowed]
     for p, cols in zip(kept, groups.at(kept)):
         codes = groups.codes[int(cols[np.argmax(x[cols])])]
+        choice[p] = codes
         if fill[p] in codes:
             latent[p] = fill[p]
         elif rng is not None:
             latent[p] = int(rng.choice(codes))
         else:
             latent[p] = int(codes[0])
-    return latent
+    return latent, choice
 
 
 def _result(latent: np.ndarray, status: str, objective: float, bound: float, comp: Any, observed: np.ndarray,
