@@ -75,7 +75,7 @@ class SyntheticFacesTask(SmileSyntheticTask):
     def validity_checks(self, quick: bool = False) -> dict[str, Any]:
         """The smile-synthetic checks for this attribute, plus the nuisance check's figures."""
         result = super().validity_checks(quick)
-        n = self.quick_n_test_images if quick else self.n_test_images
+        n = self.training_settings(quick).n_test_images
         images, factors = self.faces("test-full", n, self.split_seed("nuisance"))
         result["figures"].update(nuisance_figures(self.score_images(images), factors, self.target_factor))
         return result
