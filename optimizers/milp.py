@@ -9,9 +9,16 @@ Every split gets one row per side,
     sum(right leaves) <= 1 - sum(x over groups going left)  (or  <= sum(x going right)),
 
 whichever form has fewer nonzeros. Codes that go the same way at every split of a position and
-that no observed point, trust-region centre or excluded latent uses there are merged into one
-binary: they are indistinguishable to the objective and to every row. Positions that no split
-tests are dropped (and set to the warm-start code) when no distance term needs them.
+that no observed point, trust-region centre or excluded latent uses there ("free" codes) are
+merged into one binary: they are indistinguishable to the objective and to every row. An
+observed (under a bonus) or excluded code whose class has a free code is dominated by it (same
+mean, never nearer to an observed point, never excluded) and gets no binary; the others get one
+binary each, so a no-good cut removes exactly one excluded latent. Positions that no split tests
+are dropped (and set to the warm-start code) when no distance term or exclusion needs them.
+
+No wall-clock time decides an answer unless asked: the limits are HiGHS's node count and the
+number of lazy rounds; an opt-in time limit marks the result ``time_limited``. Every answer is
+re-scored with the ensemble, and the reported objective and gap are those of the re-scored value.
 
 The objective maximised is ``mean(z) + exploration_weight * d`` where ``d`` is the Hamming
 distance to the nearest observed latent ("bonus": rows ``d + sum_p x[p, z_ip] <= P``, one per
@@ -22,6 +29,8 @@ Hamming radius of one centre, or of at least one of several centres.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import sys
 import time
@@ -35,18 +44,24 @@ import scipy.sparse as sp
 from bench.optimizers.tree_ensemble import TreeEnsemble
 
 EXPLORATION_MODES = ("none", "bonus", "penalty")
+#: relative tolerance when comparing a solver's claimed value with the re-scored one
+VALUE_TOLERANCE = 1e-5
 
 
 @dataclass
 class MilpResult:
     """Outcome of one acquisition solve.
 
-    ``objective`` is the solver's incumbent value (mean plus exploration term), ``bound`` its
-    proven upper bound, ``gap`` the relative gap; ``mean`` and ``distance`` are recomputed from
-    the returned latent. ``solve_s`` is HiGHS's run; ``build_s`` everything else (building the
+    ``objective`` is the returned latent's acquisition value re-scored with the ensemble (mean
+    plus exploration term over all observed points), ``bound`` the solver's proven upper bound,
+    ``gap`` the relative gap between them; ``mean`` and ``distance`` are the latent's.
+    ``time_limited`` says that the opt-in wall-clock limit stopped a solve (the answer then
+    depends on machine load); ``model_value`` and ``choice`` are internal (the latent's value in the
+    last model, and the codes each position could take for the same value). ``solve_s`` is HiGHS's run; ``build_s`` everything else (building the
     model, handing it over, decoding the solution), summed over lazy rounds. ``status`` is
-    HiGHS's model status text ("Optimal", "Time limit
-    reached", ...) or "trivial" when the model had no decision left.
+    HiGHS's model status text ("Optimal", "Solution limit reached" for the node limit, "Time limit
+    reached", ...), "Lazy round limit reached", "Gap not closed" (HiGHS said optimal but the
+    re-scored value misses the bound), or "trivial" when the model had no decision left.
     """
 
     latent: np.ndarray
@@ -62,6 +77,9 @@ class MilpResult:
     n_binaries: int = 0
     n_rows: int = 0
     n_nonzeros: int = 0
+    model_value: float = math.nan
+    time_limited: bool = False
+    choice: list[np.ndarray] = field(default_factory=list, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,7 +92,8 @@ class MilpResult:
         return {"status": self.status, "objective": self.objective, "bound": self.bound, "gap": self.gap,
                 "solve_s": self.solve_s, "build_s": self.build_s, "pred_mean": self.mean,
                 "distance": self.distance, "n_vars": self.n_vars, "n_binaries": self.n_binaries,
-                "n_rows": self.n_rows, "n_nonzeros": self.n_nonzeros}
+                "n_rows": self.n_rows, "n_nonzeros": self.n_nonzeros, "time_limited": self.time_limited,
+                **{k: self.extra[k] for k in ("lazy_rounds", "nodes") if k in self.extra}}
 
 
 def hamming_to_nearest(latent: np.ndarray, points: np.ndarray) -> float:
@@ -151,181 +170,485 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
                       observed: np.ndarray | None = None, exploration: str = "none",
                       exploration_weight: float = 0.0, trust_centers: np.ndarray | None = None,
                       trust_radius: int | None = None, exclude: np.ndarray | None = None,
-                      warm_start: np.ndarray | None = None, time_limit: float = 60.0,
-                      mip_gap: float = 1e-4, mip_abs_gap: float = 1e-6, seed: int = 0, threads: int = 1,
-                      rng: np.random.Generator | None = None, lazy_rows: int = 32) -> MilpResult:
+                      warm_start: np.ndarray | None = None, max_nodes: int | None = None,
+                      time_limit: float | None = None, mip_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
+                      seed: int = 0, threads: int = 1, rng: np.random.Generator | None = None,
+                      lazy_rows: int = 32, max_lazy_rounds: int = 200) -> MilpResult:
     """Maximise the acquisition over latents whose position ``p`` takes a code in ``allowed[p]``.
 
     ``observed`` (n, P) are the points of the distance term; ``trust_centers`` (m, P) with
     ``trust_radius`` restrict the search to a Hamming ball around at least one centre;
-    ``exclude`` (e, P) are latents the result must differ from at the level of merged code
-    groups: the result differs from each of them at some position in a way that some split,
-    distance row or trust-region row can see. ``warm_start`` (P,) seeds the solver and fills
-    positions the model does not need. Codes within a merged group are picked with ``rng``
-    (else the smallest), preferring the warm-start code.
+    ``exclude`` (e, P) are latents the result must differ from (exactly: no other latent is
+    removed). ``warm_start`` (P,) seeds the solver and fills positions the model does not need.
+    Codes within a merged group are picked with ``rng`` (else the smallest), preferring the
+    warm-start code.
+
+    Limits: ``max_nodes`` (HiGHS branch-and-bound nodes per solve) and ``max_lazy_rounds`` are
+    deterministic; ``time_limit`` (s per solve, default none) is an opt-in safety net whose
+    firing makes the result depend on machine load (``MilpResult.time_limited``).
 
     With a distance bonus and more than ``lazy_rows`` observed points, distance rows are added
     lazily: the model starts with the ``lazy_rows`` points nearest to the warm start (a
     relaxation: fewer rows can only overestimate the distance), and each round adds the points
     found nearer to the solution than the model believed, until none is (then the solution and
     the bound hold for all points). ``lazy_rows=0`` builds every row at once.
+
+    The returned latent is re-scored with the ensemble: ``objective`` is its true acquisition
+    value, ``gap`` is recomputed from it and the proven bound, and a solver answer worth less
+    than the solver claimed raises ``RuntimeError``.
     """
+    start = time.perf_counter()
     n_pos = len(allowed)
     observed_arr = _rows_or_empty(observed, n_pos)
+    exclude_arr = np.unique(_rows_or_empty(exclude, n_pos), axis=0)
     common = dict(exploration=exploration, exploration_weight=exploration_weight, trust_centers=trust_centers,
-                  trust_radius=trust_radius, exclude=exclude, mip_gap=mip_gap, mip_abs_gap=mip_abs_gap,
-                  seed=seed, threads=threads, rng=rng)
-    if exploration != "bonus" or exploration_weight == 0.0 or lazy_rows <= 0 or len(observed_arr) <= lazy_rows:
-        return _solve_once(ensemble, allowed, n_codes, observed=observed_arr, warm_start=warm_start,
-                           time_limit=time_limit, **common)
-    start = time.perf_counter()
-    anchor = np.array([a[0] for a in allowed]) if warm_start is None else np.asarray(warm_start).reshape(-1)
-    nearest = np.argsort((observed_arr != anchor[None, :]).sum(axis=1), kind="stable")
-    active = np.zeros(len(observed_arr), dtype=bool)
-    active[nearest[:lazy_rows]] = True
+                  trust_radius=trust_radius, max_nodes=max_nodes, time_limit=time_limit, mip_gap=mip_gap,
+                  mip_abs_gap=mip_abs_gap, seed=seed, threads=threads, rng=rng)
+    lazy = exploration == "bonus" and exploration_weight != 0.0 and 0 < lazy_rows < len(observed_arr)
+    active = np.ones(len(observed_arr), dtype=bool)
+    if lazy:
+        anchor = np.array([a[0] for a in allowed]) if warm_start is None else np.asarray(warm_start).reshape(-1)
+        nearest = np.argsort((observed_arr != anchor[None, :]).sum(axis=1), kind="stable")
+        active[:] = False
+        active[nearest[:lazy_rows]] = True
+    pinned = np.zeros(len(exclude_arr), dtype=bool)  # excluded latents the model tells apart exactly
     solve_s = 0.0
-    rounds = 0
+    rounds = nodes = 0
+    time_limited = False
     while True:
         rounds += 1
-        remaining = max(time_limit - (time.perf_counter() - start), 0.05)
-        result = _solve_once(ensemble, allowed, n_codes, observed=observed_arr[active], warm_start=warm_start,
-                             time_limit=remaining, **common)
+        result = _solve_checked(ensemble, allowed, n_codes, observed=observed_arr[active],
+                                exclude=exclude_arr[pinned], warm_start=warm_start, **common)
         solve_s += result.solve_s
-        true_d = (observed_arr != result.latent[None, :]).sum(axis=1)
-        closer = np.flatnonzero(true_d < result.distance - 1e-9)
-        if len(closer) == 0:
+        nodes += int(result.extra.get("nodes", 0))
+        time_limited = time_limited or result.time_limited
+        latent, covered = _representative(result, exclude_arr)
+        if latent is None:  # every latent the solution stands for is excluded: tell them apart
+            if rounds >= max_lazy_rounds:
+                raise RuntimeError(f"acquisition MILP: no admissible latent after {rounds} rounds (max_lazy_rounds)")
+            pinned |= covered
+            continue
+        result.latent = latent
+        true_d = (observed_arr != latent[None, :]).sum(axis=1)
+        if not lazy or not (true_d < result.distance - 1e-9).any():
             break
-        if time.perf_counter() - start >= time_limit:
-            result.status = "Time limit reached"
-            result.distance = float(true_d.min())
-            result.objective = result.mean + exploration_weight * result.distance
+        if rounds >= max_lazy_rounds:
+            result.status = "Lazy round limit reached"
             break
         # add the violated points and, pre-emptively, the inactive ones just as near: the next
         # solutions tend to lie next to this one
         near = np.flatnonzero(~active & (true_d <= result.distance + 1))
         active[near[np.argsort(true_d[near], kind="stable")[:lazy_rows]]] = True
-        warm_start = result.latent
+        warm_start = latent
+    _rescore(result, ensemble, observed_arr, exploration, exploration_weight, mip_gap, mip_abs_gap)
+    result.time_limited = time_limited
     result.build_s, result.solve_s = time.perf_counter() - start - solve_s, solve_s
-    result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum())})
+    result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum()), "nodes": nodes,
+                         "exact_exclusions": int(pinned.sum())})
     return result
 
 
+def _representative(result: MilpResult, exclude: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """A latent of ``result.choice`` that is not excluded, preferring ``result.latent``; and which
+    excluded latents the choice covers. None when it covers only excluded latents.
+
+    Every latent of the choice has the same model value (same groups, and free codes match no
+    distance or trust-region row), so any of them will do.
+    """
+    choice = result.choice
+    covered = np.all([np.isin(exclude[:, p], codes) for p, codes in enumerate(choice)], axis=0) \
+        if len(exclude) else np.zeros(0, dtype=bool)
+    if not covered.any():
+        return result.latent, covered
+    taken = {z.tobytes() for z in exclude[covered]}
+    if math.prod(len(codes) for codes in choice) <= len(taken):
+        return None, covered
+    # Walk the choice from the decoded latent on; at most len(taken) + 1 steps find a free one.
+    options = [np.concatenate([[z], codes[codes != z]]) for z, codes in zip(result.latent, choice)]
+    for candidate in itertools.product(*options):
+        latent = np.asarray(candidate, dtype=np.int64)
+        if latent.tobytes() not in taken:
+            return latent, covered
+    return None, covered
+
+
+def _rescore(result: MilpResult, ensemble: TreeEnsemble, observed: np.ndarray, exploration: str,
+             weight: float, mip_gap: float, mip_abs_gap: float) -> None:
+    """Replace the solver's figures by the returned latent's true value under all observed points.
+
+    The bound stays the solver's (a bound of a relaxation bounds the full problem); the gap
+    follows the true value. A proven optimum that misses its bound by more than the allowed gap
+    is demoted to "Gap not closed".
+    """
+    use_distance = exploration != "none" and weight != 0.0 and len(observed) > 0
+    result.mean = float(ensemble.predict(result.latent[None])[0])
+    result.distance = hamming_to_nearest(result.latent, observed) if use_distance else 0.0
+    sign = 1.0 if exploration == "bonus" else -1.0
+    result.objective = result.mean + (sign * weight * result.distance if use_distance else 0.0)
+    result.gap = relative_gap(result.objective, result.bound)
+    allowed_gap = max(mip_abs_gap, mip_gap * abs(result.objective)) + VALUE_TOLERANCE * (1.0 + abs(result.objective))
+    if result.bound < result.objective - VALUE_TOLERANCE * (1.0 + abs(result.objective)):
+        raise RuntimeError(f"acquisition MILP bound {result.bound:.6g} is below the value {result.objective:.6g} "
+                           "of its own answer: the model does not represent the ensemble")
+    if result.status == "Optimal" and result.bound - result.objective > allowed_gap:
+        result.status = "Gap not closed"
+
+
+def relative_gap(value: float, bound: float) -> float:
+    """``(bound - value) / |value|`` (HiGHS's convention), 0 when closed, inf for a zero value."""
+    diff = max(bound - value, 0.0)
+    if diff <= VALUE_TOLERANCE * (1.0 + abs(value)):
+        return 0.0
+    return diff / abs(value) if value != 0.0 else math.inf
+
+
+def _solve_checked(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int, **kwargs: Any) -> MilpResult:
+    """:func:`_solve_once`, re-solved without warm start and presolve when its answer is worth
+    less than HiGHS claimed (a start point returned as "Optimal" was seen); raise if it persists."""
+    result = _solve_once(ensemble, allowed, n_codes, **kwargs)
+    if result.model_value >= result.objective - VALUE_TOLERANCE * (1.0 + abs(result.objective)):
+        return result
+    retry = _solve_once(ensemble, allowed, n_codes, **{**kwargs, "use_start": False, "presolve": False})
+    if retry.model_value >= retry.objective - VALUE_TOLERANCE * (1.0 + abs(retry.objective)):
+        retry.extra["resolved_after_mismatch"] = True
+        return retry
+    raise RuntimeError(f"HiGHS reported objective {result.objective:.6g} but its solution is worth "
+                       f"{result.model_value:.6g} (status {result.status})")
+
+
+@dataclass
+class _Groups:
+    """Binary columns of the code choice: one per (position, group of interchangeable codes).
+
+    ``group_col[p, c]`` is the column meaning "z_p == c" (-1 when no column stands for exactly
+    that code), ``choice_col[p, c]`` the column that best stands for ``c`` (its own group, or
+    the group of free codes that dominates it).
+    """
+
+    group_col: np.ndarray
+    choice_col: np.ndarray
+    codes: list[np.ndarray]
+    position: np.ndarray
+
+    def at(self, kept: np.ndarray) -> list[np.ndarray]:
+        """Columns of each kept position, in the order of ``kept``."""
+        return [np.flatnonzero(self.position == p) for p in kept]
+
+
+def _code_groups(comp: Any, allowed: list[np.ndarray], kept: np.ndarray, exact: list[np.ndarray],
+                 avoid: list[np.ndarray], n_codes: int) -> _Groups:
+    """Merge the codes of each kept position that go the same way at every split.
+
+    Within such a class, ``exact[p]`` codes (named by a distance or trust-region row) get one
+    column each; ``avoid[p]`` codes (observed under a bonus, or excluded) are dominated by a free
+    code of their class when it has one (same mean, never nearer to an observed point, never
+    excluded) and get no column, else one column each; the free codes share one column.
+    """
+    n_pos = len(allowed)
+    group_col = np.full((n_pos, n_codes), -1, dtype=np.int64)
+    choice_col = np.full((n_pos, n_codes), -1, dtype=np.int64)
+    codes_of: list[np.ndarray] = []
+    position: list[int] = []
+
+    def new_group(p: int, codes: np.ndarray) -> int:
+        group_col[p, codes] = choice_col[p, codes] = len(codes_of)
+        codes_of.append(codes)
+        position.append(p)
+        return len(codes_of) - 1
+
+    split_nodes = np.flatnonzero(comp.feature >= 0)
+    split_feat = comp.feature[split_nodes]
+    for p in (int(p) for p in kept):
+        codes = allowed[p]
+        sig = comp.left_mask[split_nodes[split_feat == p]][:, codes].T  # (n_codes_p, n_splits_p)
+        _, cls = np.unique(sig, axis=0, return_inverse=True)
+        cls = cls.reshape(-1)
+        is_exact = np.isin(codes, exact[p])
+        is_avoided = np.isin(codes, avoid[p]) & ~is_exact
+        for c in range(cls.max() + 1):
+            members = cls == c
+            free = members & ~is_exact & ~is_avoided
+            singles = codes[members & (is_exact | is_avoided)]
+            if free.any():
+                choice_col[p, codes[members & is_avoided]] = new_group(p, codes[free])
+                singles = codes[members & is_exact]
+            for code in singles:
+                new_group(p, np.array([code]))
+    return _Groups(group_col, choice_col, codes_of, np.asarray(position, dtype=np.int64))
+
+
+def _codes_per_position(points: np.ndarray, n_pos: int) -> list[np.ndarray]:
+    return [np.unique(points[:, p]) for p in range(n_pos)]
+
+
 def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int, *,
-                observed: np.ndarray | None, exploration: str, exploration_weight: float,
+                observed: np.ndarray, exploration: str, exploration_weight: float,
                 trust_centers: np.ndarray | None, trust_radius: int | None, exclude: np.ndarray | None,
-                warm_start: np.ndarray | None, time_limit: float, mip_gap: float, mip_abs_gap: float, seed: int,
-                threads: int, rng: np.random.Generator | None) -> MilpResult:
-    """One MILP over all given rows (see :func:`solve_acquisition`)."""
+                warm_start: np.ndarray | None, max_nodes: int | None, time_limit: float | None,
+                mip_gap: float, mip_abs_gap: float, seed: int, threads: int,
+                rng: np.random.Generator | None, presolve: bool = True, use_start: bool = True) -> MilpResult:
+    """One MILP over the distance rows of ``observed`` (see :func:`solve_acquisition`).
+
+    ``exclude`` holds the excluded latents the model must tell apart exactly (the others are
+    handled by :func:`_representative`). The result's ``choice`` is the set of latents the
+    solution stands for: per position, the codes of its chosen group (every allowed code where
+    the position is dropped).
+    ``objective`` is HiGHS's claim and ``model_value`` the value of the decoded latent in this
+    model; :func:`_solve_checked` compares them.
+    """
     t_build = time.perf_counter()
     if exploration not in EXPLORATION_MODES:
         raise ValueError(f"exploration must be one of {EXPLORATION_MODES}, got {exploration!r}")
     n_pos = len(allowed)
     allowed = [np.asarray(a, dtype=np.int64) for a in allowed]
-    observed = _rows_or_empty(observed, n_pos)
     centers = _rows_or_empty(trust_centers, n_pos)
     exclude = _rows_or_empty(exclude, n_pos)
     use_trust = trust_radius is not None and len(centers) > 0
     if exploration == "none" or len(observed) == 0 or exploration_weight == 0.0:
         exploration = "none"
-    fill = np.array([a[0] for a in allowed], dtype=np.int64) if warm_start is None else \
-        np.asarray(warm_start, dtype=np.int64).reshape(-1).copy()
-    if use_trust and len(centers) == 1:
-        fill = centers[0].copy()
-    for p, codes in enumerate(allowed):  # e.g. a centre from before the mask changed
-        if fill[p] not in codes:
-            fill[p] = codes[0]
+    fill = _fill(allowed, warm_start, centers if use_trust and len(centers) == 1 else None)
 
     comp = ensemble.compiled(n_codes)
     used = set(int(p) for p in ensemble.used_features())
-    keep_all = exploration != "none" or (use_trust and len(centers) > 1)
+    # Exact exclusion keeps every position: a cut must remove one latent, not all that share its splits.
+    keep_all = exploration != "none" or (use_trust and len(centers) > 1) or len(exclude) > 0
     kept = np.array([p for p in range(n_pos) if keep_all or p in used], dtype=np.int64)
-    dropped = np.setdiff1d(np.arange(n_pos), kept)
+    exact_pts = [centers] if use_trust else []
+    avoid_pts = [exclude]
+    if exploration == "penalty":
+        exact_pts.append(observed)
+    elif exploration == "bonus":
+        avoid_pts.append(observed)
+    groups = _code_groups(comp, allowed, kept, _codes_per_position(np.concatenate([centers[:0], *exact_pts]), n_pos),
+                          _codes_per_position(np.concatenate(avoid_pts), n_pos), n_codes)
+    model = _build_model(ensemble, comp, groups, kept, observed, exploration, exploration_weight, centers,
+                         trust_radius if use_trust else None, exclude)
+    n_x = len(groups.codes)
+    if n_x == 0 or model.n_leaf_cols == 0 and all(
+            len(groups.codes[g]) == len(allowed[groups.position[g]]) for g in range(n_x)):
+        result = _trivial(ensemble, comp, fill, observed, exploration, exploration_weight, model,
+                          time.perf_counter() - t_build)
+        result.choice = [np.asarray(a) for a in allowed]
+        return result
 
-    # --- split nodes per position, and merged code groups ---------------------------------
-    split_nodes = np.flatnonzero(comp.feature >= 0)
-    split_feat = comp.feature[split_nodes]
-    # Codes that a distance row or trust-region row names must stay distinguishable (excluded
-    # latents need not be: their cut then removes every latent the model cannot tell from them).
-    # With a distance bonus, an observed code is dominated by an unobserved code that goes the
-    # same way at every split (same mean, never nearer to any point): it gets no column.
-    obs_pin = observed if exploration != "none" else observed[:0]
-    center_pin = centers if use_trust else centers[:0]
-    group_col = np.full((n_pos, n_codes), -1, dtype=np.int64)  # column meaning "z_p == code"
-    choice_col = np.full((n_pos, n_codes), -1, dtype=np.int64)  # column that best stands for code
-    group_codes: list[np.ndarray] = []
-    group_pos: list[int] = []
+    h = _new_highs()
+    options = {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
+               "mip_rel_gap": float(mip_gap), "mip_abs_gap": float(mip_abs_gap),
+               "presolve": "on" if presolve else "off"}
+    if max_nodes is not None:
+        options["mip_max_nodes"] = int(max_nodes)
+    if time_limit is not None:
+        options["time_limit"] = float(time_limit)
+    for key, value in options.items():
+        h.setOptionValue(key, value)
+    h.passModel(model.highs_lp())
+    if warm_start is not None and use_start:
+        start = _warm_start_vector(np.asarray(warm_start, dtype=np.int64).reshape(-1), comp, groups, kept, model,
+                                   exploration, observed, centers, trust_radius)
+        if start is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = start.tolist()
+            sol.value_valid = True
+            h.setSolution(sol)
 
-    def new_group(p: int, codes: np.ndarray) -> int:
-        group_col[p, codes] = choice_col[p, codes] = len(group_codes)
-        group_codes.append(codes)
-        group_pos.append(p)
-        return len(group_codes) - 1
+    t_solve = time.perf_counter()
+    h.run()
+    solve_s = time.perf_counter() - t_solve
+    status = h.modelStatusToString(h.getModelStatus())
+    info = h.getInfo()
+    if info.primal_solution_status != 2:  # no feasible solution found
+        raise RuntimeError(f"acquisition MILP found no feasible point (status: {status})")
+    x = np.asarray(h.getSolution().col_value)
+    latent, choice = _decode(x, groups, kept, fill, allowed, rng)
+    result = _result(latent, status, float(info.objective_function_value), float(info.mip_dual_bound),
+                     comp, observed, exploration, exploration_weight, model, solve_s,
+                     time.perf_counter() - t_build - solve_s)
+    result.time_limited = status == "Time limit reached"
+    result.choice = choice
+    result.extra.update({"n_kept_positions": len(kept), "n_groups": n_x, "n_leaves": model.n_leaf_cols,
+                         "n_cuts": model.n_cuts, "nodes": int(info.mip_node_count)})
+    return result
 
-    for p in kept:
-        p = int(p)
-        codes = allowed[p]
-        nodes_p = split_nodes[split_feat == p]
-        sig = comp.left_mask[nodes_p][:, codes].T  # (n_codes_p, n_splits_p)
-        _, cls = np.unique(sig, axis=0, return_inverse=True)
-        cls = cls.reshape(-1)
-        is_obs = np.isin(codes, obs_pin[:, p]) if len(obs_pin) else np.zeros(len(codes), dtype=bool)
-        is_center = np.isin(codes, center_pin[:, p]) if len(center_pin) else np.zeros(len(codes), dtype=bool)
-        for c in range(cls.max() + 1):
-            members = cls == c
-            free = members & ~is_obs & ~is_center
-            pinned_codes = codes[members & (is_obs | is_center)]
-            if free.any():
-                g = new_group(p, codes[free])
-                if exploration == "bonus":
-                    dominated = codes[members & is_obs & ~is_center]
-                    choice_col[p, dominated] = g
-                    pinned_codes = codes[members & is_center]
-            for code in pinned_codes:
-                new_group(p, np.array([code]))
-    n_x = len(group_codes)
-    group_pos_arr = np.asarray(group_pos, dtype=np.int64)
 
-    # --- leaf columns --------------------------------------------------------------------
-    leaf_col = np.full(len(comp.feature), -1, dtype=np.int64)
+def _fill(allowed: list[np.ndarray], warm_start: np.ndarray | None, center: np.ndarray | None) -> np.ndarray:
+    """Codes of positions the model drops, and the preferred pick within a group."""
+    fill = np.array([a[0] for a in allowed], dtype=np.int64) if warm_start is None else \
+        np.asarray(warm_start, dtype=np.int64).reshape(-1).copy()
+    if center is not None:
+        fill = center[0].copy()
+    for p, codes in enumerate(allowed):  # e.g. a centre from before the mask changed
+        if fill[p] not in codes:
+            fill[p] = codes[0]
+    return fill
+
+
+def _decode(x: np.ndarray, groups: _Groups, kept: np.ndarray, fill: np.ndarray, allowed: list[np.ndarray],
+            rng: np.random.Generator | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The latent of a solution (per kept position a code of its chosen group, ``fill``'s if it
+    can) and the codes it could take instead at each position (see :func:`_solve_once`)."""
+    latent = fill.copy()
+    choice = [np.asarray(a) for a in allowed]
+    for p, cols in zip(kept, groups.at(kept)):
+        codes = groups.codes[int(cols[np.argmax(x[cols])])]
+        choice[p] = codes
+        if fill[p] in codes:
+            latent[p] = fill[p]
+        elif rng is not None:
+            latent[p] = int(rng.choice(codes))
+        else:
+            latent[p] = int(codes[0])
+    return latent, choice
+
+
+def _result(latent: np.ndarray, status: str, objective: float, bound: float, comp: Any, observed: np.ndarray,
+            exploration: str, weight: float, model: _Model, solve_s: float, build_s: float) -> MilpResult:
+    """A :class:`MilpResult` with the decoded latent's value in this model (its rows, not all points)."""
+    mean = float(comp.predict(latent[None])[0])
+    dist = hamming_to_nearest(latent, observed) if exploration != "none" else 0.0
+    sign = 1.0 if exploration == "bonus" else -1.0
+    value = mean + (sign * weight * dist if exploration != "none" else 0.0)
+    return MilpResult(latent, status, objective, bound, relative_gap(objective, bound), solve_s, build_s, mean,
+                      dist, model.n_cols, model.n_binaries, model.matrix.shape[0], model.matrix.nnz,
+                      model_value=value)
+
+
+def _trivial(ensemble: TreeEnsemble, comp: Any, fill: np.ndarray, observed: np.ndarray, exploration: str,
+             weight: float, model: _Model, build_s: float) -> MilpResult:
+    """The result when no decision is left: every kept position has one group and no tree splits."""
+    result = _result(fill.copy(), "trivial", 0.0, 0.0, comp, observed, exploration, weight, model, 0.0, build_s)
+    result.objective = result.bound = result.model_value
+    result.gap = 0.0
+    return result
+
+
+@dataclass
+class _Model:
+    """The assembled MILP: columns, sparse rows, and where each kind of column lives."""
+
+    columns: _Columns
+    rows: _Rows
+    offset: float
+    leaf_col: np.ndarray
+    n_leaf_cols: int
+    d_col: int
+    b_cols: np.ndarray
+    cuts: set[tuple[int, ...]]
+    matrix: sp.csr_matrix = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.matrix = self.rows.matrix(self.columns.n)
+
+    @property
+    def n_cols(self) -> int:
+        return self.columns.n
+
+    @property
+    def n_binaries(self) -> int:
+        return int(sum(self.columns.integer))
+
+    @property
+    def n_cuts(self) -> int:
+        return len(self.cuts)
+
+    def highs_lp(self) -> highspy.HighsLp:
+        """The model as a maximisation ``HighsLp``."""
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.n_cols
+        lp.num_row_ = self.matrix.shape[0]
+        lp.col_cost_ = np.asarray(self.columns.cost, dtype=np.float64)
+        lp.col_lower_ = np.asarray(self.columns.lower, dtype=np.float64)
+        lp.col_upper_ = np.asarray(self.columns.upper, dtype=np.float64)
+        lp.row_lower_ = np.asarray(self.rows.lower, dtype=np.float64)
+        lp.row_upper_ = np.asarray(self.rows.upper, dtype=np.float64)
+        lp.offset_ = float(self.offset)
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = self.matrix.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = self.matrix.indices.astype(np.int32)
+        lp.a_matrix_.value_ = self.matrix.data
+        lp.a_matrix_.num_col_ = self.n_cols
+        lp.a_matrix_.num_row_ = self.matrix.shape[0]
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                           for i in self.columns.integer]
+        return lp
+
+
+def _build_model(ensemble: TreeEnsemble, comp: Any, groups: _Groups, kept: np.ndarray, observed: np.ndarray,
+                 exploration: str, weight: float, centers: np.ndarray, trust_radius: int | None,
+                 exclude: np.ndarray) -> _Model:
+    """Columns and rows of the acquisition MILP (see the module doc)."""
     columns = _Columns()
-    columns.add(np.zeros(n_x), 0.0, 1.0, True)  # one binary per (position, code group)
+    columns.add(np.zeros(len(groups.codes)), 0.0, 1.0, True)
+    rows = _Rows()
+    for cols in groups.at(kept):  # one group per kept position
+        rows.add(cols, np.ones(len(cols)), 1.0, 1.0)
+    leaf_col, offset = _add_tree_rows(ensemble, comp, groups, kept, columns, rows)
+    n_leaf_cols = columns.n - len(groups.codes)
+    n_kept = len(kept)
+
+    def point_cols(z: np.ndarray) -> np.ndarray:
+        cols = groups.group_col[kept, z[kept]]
+        return cols[cols >= 0]
+
+    d_col = -1
+    if exploration != "none":
+        d_col = int(columns.add(weight if exploration == "bonus" else -weight, 0.0, float(n_kept), False)[0])
+        obs_cols = _unique_rows(observed, kept, groups.group_col)
+        if exploration == "bonus":  # d <= P - matches(i)
+            for cols in obs_cols:
+                rows.add(np.append(cols, d_col), np.ones(len(cols) + 1), -np.inf, float(n_kept))
+        else:  # d >= P - matches(i) - P (1 - a_i), exactly one a_i
+            a_cols = columns.add(np.zeros(len(obs_cols)), 0.0, 1.0, True)
+            for cols, a in zip(obs_cols, a_cols):
+                rows.add(np.concatenate([cols, [d_col, a]]),
+                         np.concatenate([np.ones(len(cols)), [1.0, -float(n_kept)]]), 0.0, np.inf)
+            rows.add(a_cols, np.ones(len(a_cols)), 1.0, 1.0)
+    b_cols = np.empty(0, dtype=np.int64)
+    if trust_radius is not None:
+        radius = float(trust_radius)
+        if len(centers) == 1:  # dropped positions equal the centre there
+            cols = point_cols(centers[0])
+            rows.add(cols, np.ones(len(cols)), n_kept - radius, np.inf)
+        else:
+            b_cols = columns.add(np.zeros(len(centers)), 0.0, 1.0, True)
+            for c, b in zip(centers, b_cols):
+                cols = point_cols(c)
+                rows.add(np.append(cols, b), np.append(np.ones(len(cols)), -(n_kept - radius)), 0.0, np.inf)
+            rows.add(b_cols, np.ones(len(b_cols)), 1.0, np.inf)
+    # no-good cuts: an excluded latent's codes each have their own column (or none, when a free
+    # code dominates them: then the model cannot produce it), so each cut removes that latent only
+    cuts: set[tuple[int, ...]] = set()
+    for z in exclude:
+        cols = groups.group_col[kept, z[kept]]
+        if (cols >= 0).all() and tuple(sorted(cols)) not in cuts:
+            cuts.add(tuple(sorted(int(c) for c in cols)))
+            rows.add(cols, np.ones(len(cols)), -np.inf, n_kept - 1.0)
+    return _Model(columns, rows, offset, leaf_col, n_leaf_cols, d_col, b_cols, cuts)
+
+
+def _add_tree_rows(ensemble: TreeEnsemble, comp: Any, groups: _Groups, kept: np.ndarray, columns: _Columns,
+                   rows: _Rows) -> tuple[np.ndarray, float]:
+    """Leaf columns, one-leaf-per-tree rows and split rows; (leaf column per node, constant offset).
+
+    Every split gets one row per side, in whichever form has fewer nonzeros (module doc).
+    """
+    leaf_col = np.full(len(comp.feature), -1, dtype=np.int64)
     offset = comp.base_score
-    tree_leaves: list[np.ndarray] = []
+    groups_at = {int(p): cols for p, cols in zip(kept, groups.at(kept))}
+
+    def split_groups(node: int) -> tuple[np.ndarray, np.ndarray]:
+        groups_p = groups_at[int(comp.feature[node])]
+        goes_left = comp.left_mask[node, [groups.codes[g][0] for g in groups_p]]
+        return groups_p[goes_left], groups_p[~goes_left]
+
     for t, tree in enumerate(ensemble.trees):
         root = int(comp.roots[t])
         if tree.feature[0] < 0:
             offset += float(tree.value[0])
-            tree_leaves.append(np.empty(0, dtype=np.int64))
             continue
         leaves = root + np.flatnonzero(tree.feature < 0)
         leaf_col[leaves] = columns.add(comp.value[leaves], 0.0, 1.0, False)
-        tree_leaves.append(leaves)
-    n_leaf_cols = columns.n - n_x
-
-    rows = _Rows()
-    # one group per kept position
-    order = np.argsort(group_pos_arr, kind="stable")
-    bounds = np.searchsorted(group_pos_arr[order], kept, side="left")
-    bounds = np.append(bounds, n_x)
-    for i in range(len(kept)):
-        cols = order[bounds[i]:bounds[i + 1]]
-        rows.add(cols, np.ones(len(cols)), 1.0, 1.0)
-    # leaf weights sum to one per tree
-    for leaves in tree_leaves:
-        if len(leaves):
-            rows.add(leaf_col[leaves], np.ones(len(leaves)), 1.0, 1.0)
-    # split rows
-    groups_at = {int(p): np.unique(group_col[p, allowed[p]][group_col[p, allowed[p]] >= 0]) for p in kept}
-
-    def split_groups(node: int) -> tuple[np.ndarray, np.ndarray]:
-        groups_p = groups_at[int(comp.feature[node])]
-        goes_left = comp.left_mask[node, [group_codes[g][0] for g in groups_p]]
-        return groups_p[goes_left], groups_p[~goes_left]
-
-    for t, tree in enumerate(ensemble.trees):
-        if tree.feature[0] < 0:
-            continue
-        root = int(comp.roots[t])
+        rows.add(leaf_col[leaves], np.ones(len(leaves)), 1.0, 1.0)
         under = tree.leaves_under()
         for k in np.flatnonzero(tree.feature >= 0):
             left_groups, right_groups = split_groups(root + int(k))
@@ -344,129 +667,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
             y = leaf_col[root + np.concatenate([under[int(tree.left[k])] for k in nodes])]
             rows.add(np.concatenate([y, left_groups]), np.concatenate([np.ones(len(y)), -np.ones(len(left_groups))]),
                      0.0, 0.0)
-
-    n_kept = len(kept)
-
-    def point_cols(z: np.ndarray) -> np.ndarray:
-        cols = group_col[kept, z[kept]]
-        return cols[cols >= 0]
-
-    # distance term
-    d_col = -1
-    if exploration != "none":
-        weight = exploration_weight if exploration == "bonus" else -exploration_weight
-        d_col = int(columns.add(weight, 0.0, float(n_kept), False)[0])
-        obs_cols = _unique_rows(observed, kept, group_col)
-        if exploration == "bonus":  # d <= P - matches(i)
-            for cols in obs_cols:
-                rows.add(np.append(cols, d_col), np.ones(len(cols) + 1), -np.inf, float(n_kept))
-        else:  # d >= P - matches(i) - P (1 - a_i), exactly one a_i
-            a_cols = columns.add(np.zeros(len(obs_cols)), 0.0, 1.0, True)
-            for cols, a in zip(obs_cols, a_cols):
-                rows.add(np.concatenate([cols, [d_col, a]]),
-                         np.concatenate([np.ones(len(cols)), [1.0, -float(n_kept)]]), 0.0, np.inf)
-            rows.add(a_cols, np.ones(len(a_cols)), 1.0, 1.0)
-    # trust region
-    b_cols = np.empty(0, dtype=np.int64)
-    if use_trust:
-        radius = float(trust_radius)
-        if len(centers) == 1:  # dropped positions equal the centre there
-            cols = point_cols(centers[0])
-            rows.add(cols, np.ones(len(cols)), n_kept - radius, np.inf)
-        else:
-            b_cols = columns.add(np.zeros(len(centers)), 0.0, 1.0, True)
-            for c, b in zip(centers, b_cols):
-                cols = point_cols(c)
-                rows.add(np.append(cols, b), np.append(np.ones(len(cols)), -(n_kept - radius)), 0.0, np.inf)
-            rows.add(b_cols, np.ones(len(b_cols)), 1.0, np.inf)
-    # no-good cuts: differ from every excluded latent on some kept position's group
-    n_cuts = 0
-    for z in exclude:
-        if len(dropped) and (z[dropped] != fill[dropped]).any():
-            continue  # the result matches ``fill`` there, so it differs from z already
-        cols = group_col[kept, z[kept]]
-        if (cols < 0).any():
-            continue  # z uses a code that is not allowed or dominated here: it cannot be produced
-        rows.add(cols, np.ones(len(cols)), -np.inf, n_kept - 1.0)
-        n_cuts += 1
-
-    next_col = columns.n
-    matrix = rows.matrix(next_col)
-    n_bin = int(sum(columns.integer))
-    build_s = time.perf_counter() - t_build
-
-    if n_x == 0 or all(len(group_codes[g]) == len(allowed[group_pos[g]]) for g in range(n_x)) and n_leaf_cols == 0:
-        latent = fill.copy()
-        mean = float(ensemble.predict(latent[None])[0])
-        dist = hamming_to_nearest(latent, observed) if exploration != "none" else 0.0
-        obj = float(acquisition_value(ensemble, latent[None], observed=observed, exploration=exploration,
-                                      exploration_weight=exploration_weight)[0])
-        return MilpResult(latent, "trivial", obj, obj, 0.0, 0.0, build_s, mean, dist, next_col, n_bin,
-                          matrix.shape[0], matrix.nnz)
-
-    h = _new_highs()
-    for key, value in (("output_flag", False), ("threads", int(threads)), ("random_seed", int(seed)),
-                       ("time_limit", float(time_limit)), ("mip_rel_gap", float(mip_gap)),
-                       ("mip_abs_gap", float(mip_abs_gap))):
-        h.setOptionValue(key, value)
-    lp = highspy.HighsLp()
-    lp.num_col_ = next_col
-    lp.num_row_ = matrix.shape[0]
-    lp.col_cost_ = np.asarray(columns.cost, dtype=np.float64)
-    lp.col_lower_ = np.asarray(columns.lower, dtype=np.float64)
-    lp.col_upper_ = np.asarray(columns.upper, dtype=np.float64)
-    lp.row_lower_ = np.asarray(rows.lower, dtype=np.float64)
-    lp.row_upper_ = np.asarray(rows.upper, dtype=np.float64)
-    lp.offset_ = float(offset)
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
-    lp.a_matrix_.value_ = matrix.data
-    lp.a_matrix_.num_col_ = next_col
-    lp.a_matrix_.num_row_ = matrix.shape[0]
-    lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                       for i in columns.integer]
-    h.passModel(lp)
-
-    if warm_start is not None:
-        start = _warm_start_vector(np.asarray(warm_start, dtype=np.int64).reshape(-1), comp, group_col,
-                                   choice_col, kept, leaf_col, next_col, d_col, exploration, observed, centers,
-                                   b_cols, trust_radius)
-        if start is not None:
-            sol = highspy.HighsSolution()
-            sol.col_value = start.tolist()
-            sol.value_valid = True
-            h.setSolution(sol)
-
-    t_solve = time.perf_counter()
-    h.run()
-    solve_s = time.perf_counter() - t_solve
-    status = h.modelStatusToString(h.getModelStatus())
-    info = h.getInfo()
-    if info.primal_solution_status != 2:  # no feasible solution found
-        raise RuntimeError(f"acquisition MILP found no feasible point (status: {status})")
-    x = np.asarray(h.getSolution().col_value)
-    latent = fill.copy()
-    for i, p in enumerate(kept):
-        cols = order[bounds[i]:bounds[i + 1]]
-        g = int(cols[np.argmax(x[cols])])
-        codes = group_codes[g]
-        if fill[p] in codes:
-            latent[p] = fill[p]
-        elif rng is not None:
-            latent[p] = int(rng.choice(codes))
-        else:
-            latent[p] = int(codes[0])
-    mean = float(comp.predict(latent[None])[0])
-    dist = hamming_to_nearest(latent, observed) if exploration != "none" else 0.0
-    build_s = time.perf_counter() - t_build - solve_s  # building, hand-over and decoding
-    objective = float(info.objective_function_value)
-    bound = float(info.mip_dual_bound)
-    gap = float(info.mip_gap)
-    return MilpResult(latent, status, objective, bound, gap, solve_s, build_s, mean, dist, next_col, n_bin,
-                      matrix.shape[0], matrix.nnz, {"n_kept_positions": n_kept, "n_groups": n_x,
-                                                    "n_leaves": n_leaf_cols, "n_cuts": n_cuts})
+    return leaf_col, offset
 
 
 def _new_highs() -> highspy.Highs:
@@ -518,17 +719,19 @@ def _unique_rows(points: np.ndarray, kept: np.ndarray, group_col: np.ndarray) ->
     return [row[row >= 0] for row in cols]
 
 
-def _warm_start_vector(z: np.ndarray, comp: Any, group_col: np.ndarray, choice_col: np.ndarray, kept: np.ndarray,
-                       leaf_col: np.ndarray, n_cols: int, d_col: int, exploration: str, observed: np.ndarray,
-                       centers: np.ndarray, b_cols: np.ndarray, trust_radius: int | None) -> np.ndarray | None:
-    """Column values of latent ``z`` or of one that dominates it (None if a code is not allowed)."""
-    cols = choice_col[kept, z[kept]]
-    if (cols < 0).any():
+def _warm_start_vector(z: np.ndarray, comp: Any, groups: _Groups, kept: np.ndarray, model: _Model,
+                       exploration: str, observed: np.ndarray, centers: np.ndarray,
+                       trust_radius: int | None) -> np.ndarray | None:
+    """Column values of latent ``z`` or of one that dominates it (None if a code is not allowed,
+    or the point is cut off or outside every trust region)."""
+    cols = groups.choice_col[kept, z[kept]]
+    if (cols < 0).any() or tuple(sorted(int(c) for c in cols)) in model.cuts:
         return None
-    vec = np.zeros(n_cols)
+    group_col, d_col, b_cols = groups.group_col, model.d_col, model.b_cols
+    vec = np.zeros(model.n_cols)
     vec[cols] = 1.0
     leaves = comp.leaf_ids(z[None])[0]
-    lc = leaf_col[leaves]
+    lc = model.leaf_col[leaves]
     vec[lc[lc >= 0]] = 1.0
     if d_col >= 0:
         # observed codes that have no column (dominated, not allowed) never match

@@ -119,8 +119,10 @@ class TreeEnsembleBO(Optimizer):
     categorical parameters (see the module doc); ``fit_top``/``fit_random`` fit on the best
     ``fit_top`` points plus ``fit_random`` random others (all points when there are fewer);
     ``exploration``, ``kappa``, ``trust_radius``, ``trust_centers`` shape the acquisition;
-    ``time_limit`` (s), ``mip_gap`` (relative) and ``abs_gap`` (absolute, in units of the score
-    std) stop the solver; ``n_local_starts``/``local_max_steps`` size the local search (the MILP
+    ``max_nodes`` (branch-and-bound nodes per solve, deterministic), ``mip_gap`` (relative) and
+    ``abs_gap`` (absolute, in units of the score std) stop the solver; ``time_limit`` (s per
+    solve, default none) is an opt-in safety net: when it fires, the proposal is flagged
+    load-dependent; ``n_local_starts``/``local_max_steps`` size the local search (the MILP
     runs one ascent from the incumbent as its warm start).
     """
 
@@ -131,7 +133,8 @@ class TreeEnsembleBO(Optimizer):
                  cat_smooth: float = 1.0, cat_l2: float = 1.0, max_cat_to_onehot: int = 4,
                  max_cat_threshold: int = 64, fit_top: int | None = None, fit_random: int | None = None,
                  exploration: str = "bonus", kappa: float = 1.0, trust_radius: float | None = 0.25,
-                 trust_centers: int = 1, time_limit: float = 20.0, mip_gap: float = 1e-4,
+                 trust_centers: int = 1, max_nodes: int | None = None, time_limit: float | None = None,
+                 mip_gap: float = 1e-4,
                  abs_gap: float = 1e-3, n_local_starts: int = 8, local_max_steps: int = 100) -> None:
         super().__init__(space, seed)
         if library not in LIBRARIES:
@@ -154,7 +157,8 @@ class TreeEnsembleBO(Optimizer):
         self.kappa = float(kappa)
         self.trust_radius = None if trust_radius is None else float(trust_radius)
         self.trust_centers = int(trust_centers)
-        self.time_limit = float(time_limit)
+        self.max_nodes = None if max_nodes is None else int(max_nodes)
+        self.time_limit = None if time_limit is None else float(time_limit)
         self.mip_gap = float(mip_gap)
         self.abs_gap = float(abs_gap)
         self.n_local_starts = int(n_local_starts)
@@ -219,7 +223,8 @@ class TreeEnsembleBO(Optimizer):
                     result = solve_acquisition(
                         ensemble, allowed, space.codebook_size, observed=observed, exploration=self.exploration,
                         exploration_weight=weight, trust_centers=centers, trust_radius=radius, exclude=excluded,
-                        warm_start=local[0].latent if local else incumbent, time_limit=self.time_limit,
+                        warm_start=local[0].latent if local else incumbent, max_nodes=self.max_nodes,
+                        time_limit=self.time_limit,
                         mip_gap=self.mip_gap, mip_abs_gap=self.abs_gap * y_std, seed=self.seed,
                         rng=self.rng)
                     info.update(result.info())
@@ -246,7 +251,7 @@ class TreeEnsembleBO(Optimizer):
             seen.add(latent_key(choice))
             observed = np.concatenate([observed, choice[None]])
             infos.append(info)
-        timed_out = any(i.get("status") == "Time limit reached" for i in infos)
+        timed_out = any(i.get("time_limited", False) for i in infos)
         return Proposal(np.stack(proposals).reshape(n, *space.shape), tuple(infos), load_dependent=timed_out)
 
     def _starts(self, incumbent: np.ndarray, top: np.ndarray, data: Observations) -> np.ndarray:
@@ -259,8 +264,8 @@ class TreeEnsembleBO(Optimizer):
 
 
 _PAPER = {"n_trees": 800, "max_depth": 2, "min_child_samples": 20, "fit_top": 2000, "fit_random": 8000,
-          "exploration": "bonus", "kappa": 1.96, "trust_radius": None, "time_limit": 120.0}
-_DEMO = {"n_trees": 60, "max_depth": 3, "fit_top": 300, "fit_random": 300, "time_limit": 3.0,
+          "exploration": "bonus", "kappa": 1.96, "trust_radius": None}
+_DEMO = {"n_trees": 60, "max_depth": 3, "fit_top": 300, "fit_random": 300,
          "n_local_starts": 4, "local_max_steps": 40}
 
 

@@ -327,7 +327,7 @@ def from_xgboost(booster: Any) -> TreeEnsemble:
 
 
 def from_catboost(model: Any, pool: Any = None) -> TreeEnsemble:
-    """Read a fitted CatBoost regressor with oblivious trees through its JSON export.
+    """Read a fitted CatBoost regressor (symmetric or depthwise/lossguide trees) through its JSON export.
 
     Categorical features must be one-hot split (``one_hot_max_size`` at least the number of
     distinct codes seen), so that every split is "code == c", which this representation holds
@@ -346,32 +346,65 @@ def from_catboost(model: Any, pool: Any = None) -> TreeEnsemble:
     n_features = 1 + max(list(float_flat.values()) + list(cat_flat.values()), default=-1)
     hashes = info.get("cat_features_hash", data.get("cat_features_hash", []))
     # hashes are listed as uint32 but splits store them as int32
-    hash_to_code = {int(h["hash"]) & 0xFFFFFFFF: int(float(h["value"])) for h in hashes}
+    hash_to_code = {int(h["hash"]) & 0xFFFFFFFF: int(float(h["value"])) for h in hashes or []}
     scale, biases = data.get("scale_and_bias", [1.0, [0.0]])
     bias = float(biases[0] if isinstance(biases, list) else biases)
-    trees = []
-    for raw in data["oblivious_trees"]:
-        splits = raw.get("splits", [])
-        leaf_values = np.asarray(raw["leaf_values"], dtype=np.float64) * float(scale)
-        depth = len(splits)
-        # One split per level; the leaf index has bit d set when split d holds. Build a complete
-        # tree: a node at level d tests splits[d] and its "holds" child is the left one.
-        tree = _TreeBuilder()
-        split_desc = [_catboost_split(s, float_flat, cat_flat, hash_to_code) for s in splits]
 
-        def add(level: int, leaf_index: int) -> int:
-            if level == depth:
-                return tree.leaf(float(leaf_values[leaf_index]))
-            feat, thr, cats, holds_left = split_desc[level]
-            k = tree.split(feat, thr, cats)
-            holds = add(level + 1, leaf_index | (1 << level))
-            fails = add(level + 1, leaf_index)
-            tree.children(k, *((holds, fails) if holds_left else (fails, holds)))
-            return k
+    def describe(split: dict[str, Any]) -> tuple[int, float, np.ndarray | None, bool]:
+        return _catboost_split(split, float_flat, cat_flat, hash_to_code)
 
-        add(0, 0)
-        trees.append(tree.build())
+    if "oblivious_trees" in data:
+        trees = [_catboost_oblivious(raw, float(scale), describe) for raw in data["oblivious_trees"]]
+    elif "trees" in data:
+        trees = [_catboost_depthwise(raw, float(scale), describe) for raw in data["trees"]]
+    else:
+        raise ValueError("CatBoost model without 'oblivious_trees' or 'trees' in its JSON export: "
+                         f"unsupported model format (keys: {sorted(data)})")
     return TreeEnsemble(tuple(trees), bias, n_features)
+
+
+def _catboost_oblivious(raw: dict[str, Any], scale: float, describe: Any) -> Tree:
+    """One symmetric tree: one split per level; the leaf index has bit d set when split d holds.
+
+    Builds a complete tree: a node at level d tests splits[d].
+    """
+    splits = raw.get("splits", [])
+    leaf_values = np.asarray(raw["leaf_values"], dtype=np.float64) * scale
+    depth = len(splits)
+    tree = _TreeBuilder()
+    split_desc = [describe(s) for s in splits]
+
+    def add(level: int, leaf_index: int) -> int:
+        if level == depth:
+            return tree.leaf(float(leaf_values[leaf_index]))
+        feat, thr, cats, holds_left = split_desc[level]
+        k = tree.split(feat, thr, cats)
+        holds = add(level + 1, leaf_index | (1 << level))
+        fails = add(level + 1, leaf_index)
+        tree.children(k, *((holds, fails) if holds_left else (fails, holds)))
+        return k
+
+    add(0, 0)
+    return tree.build()
+
+
+def _catboost_depthwise(raw: dict[str, Any], scale: float, describe: Any) -> Tree:
+    """One non-symmetric tree (``grow_policy`` Depthwise or Lossguide): nested nodes with a
+    ``split`` and ``left``/``right`` children, leaves with a ``value``; the split holds on the right."""
+    tree = _TreeBuilder()
+
+    def add(node: dict[str, Any]) -> int:
+        if "split" not in node:
+            value = node["value"]
+            return tree.leaf(float(value[0] if isinstance(value, list) else value) * scale)
+        feat, thr, cats, holds_left = describe(node["split"])
+        k = tree.split(feat, thr, cats)
+        fails, holds = add(node["left"]), add(node["right"])
+        tree.children(k, *((holds, fails) if holds_left else (fails, holds)))
+        return k
+
+    add(raw)
+    return tree.build()
 
 
 def _catboost_split(split: dict[str, Any], float_flat: dict[int, int], cat_flat: dict[int, int],

@@ -53,7 +53,7 @@ from bench.tasks.celeba_cache import ImageCache, cache_key, default_cache_dir
 from bench.tasks.celeba_data import (DIALOG_ATTRIBUTES, DIALOG_FILE, HQ_MAPPING_FILE, DialogLabels, ImageSource,
                                      check_images, dialog_search_dirs, find_file, find_layout, read_attributes,
                                      read_dialog, read_partition, square_crop)
-from bench.tasks.image_task import VQImageTask
+from bench.tasks.image_task import TrainingSettings, VQImageTask
 from bench.tasks.vqvae import CHANNELS_LAST, save_torch
 
 ROOT_ENV = "CELEBA_ROOT"
@@ -241,12 +241,8 @@ def train_classifier(model: SmileCNN, images: np.ndarray, labels: np.ndarray, *,
 class CelebADialogTask(VQImageTask):
     """CelebA-Dialog attribute (local folder): maximise a CNN's expected degree over a VQ-VAE trained on low degrees."""
 
-    vqvae_epochs: ClassVar[float] = 30.0
-    n_vqvae_images: ClassVar[int] = 60000
-    quick_vqvae_epochs: ClassVar[float] = 1.0
-    quick_n_vqvae_images: ClassVar[int] = 128
-    n_test_images: ClassVar[int] = 2000
-    quick_n_test_images: ClassVar[int] = 32
+    training: ClassVar[TrainingSettings] = TrainingSettings(epochs=30.0, n_images=60000, n_test_images=2000)
+    quick_training: ClassVar[TrainingSettings] = TrainingSettings(epochs=1.0, n_images=128, n_test_images=32)
     #: scorer training: images of the train partition (all degrees) and epochs
     n_scorer_images: ClassVar[int] = 100000
     scorer_epochs: ClassVar[float] = 4.0

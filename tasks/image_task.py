@@ -15,6 +15,7 @@ validity check.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 import hashlib
 import logging
 import os
@@ -34,8 +35,9 @@ from bench.store.files import file_sha256, now_iso, read_json, write_json
 from bench.core.hashing import stable_hash
 from bench.core.space import CodeGrid
 from bench.core.task import Evaluation, InitialData, RetrainableTask
+from bench.tasks.inference import resolve_device
 from bench.tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
-                         resolve_device, save_checkpoint, train_vqvae)
+                         save_checkpoint, train_vqvae)
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +64,32 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How ``bench prepare`` trains a task's VQ-VAE, and how many test images its checks use.
+
+    ``epochs`` over ``n_images`` images of the "vqvae" split in batches of ``batch_size`` (also
+    the batch size of weighted retraining's fine-tuning); ``n_test_images`` of the "test" split
+    for the validity checks. Not part of the artifacts' configuration hash: the checks judge the
+    result, whatever training produced it.
+    """
+
+    epochs: float = 30.0
+    n_images: int = 20000
+    batch_size: int = 64
+    n_test_images: int = 500
+
+
 class VQImageTask(RetrainableTask):
     """Base of every VQ-VAE image task: maximise a scorer over decoded code grids."""
 
     # --- defaults a subclass overrides --------------------------------------------------------
     #: VQ-VAE architecture (the paper's: 8x8 grid, 256 codes x 64 dims, 64/128/256 channels)
     vqvae_config: ClassVar[VQVAEConfig] = VQVAEConfig()
-    #: VQ-VAE training: epochs over ``n_vqvae_images`` images of the "vqvae" split
-    vqvae_epochs: ClassVar[float] = 30.0
-    n_vqvae_images: ClassVar[int] = 20000
-    vqvae_batch_size: ClassVar[int] = 64
+    #: how ``bench prepare`` trains the VQ-VAE and how many images the validity checks use
+    training: ClassVar[TrainingSettings] = TrainingSettings()
     #: the same for ``bench prepare --quick`` (smoke tests: checks are run and recorded, not enforced)
-    quick_vqvae_epochs: ClassVar[float] = 1.0
-    quick_n_vqvae_images: ClassVar[int] = 256
-    #: images of the "test" split used by the validity checks
-    n_test_images: ClassVar[int] = 500
-    quick_n_test_images: ClassVar[int] = 64
+    quick_training: ClassVar[TrainingSettings] = TrainingSettings(epochs=1.0, n_images=256, n_test_images=64)
     #: store the VQ-VAE weights as float16 (halves the size of shipped artifacts)
     half_precision_checkpoint: ClassVar[bool] = False
     #: base of every data seed; each split gets its own seed derived from it (see :meth:`split_seed`)
@@ -154,6 +166,10 @@ class VQImageTask(RetrainableTask):
         """Settings of the task's data and scorers that the artifacts depend on (hashed into the
         manifest: artifacts made with other settings are refused)."""
         return {}
+
+    def training_settings(self, quick: bool = False) -> TrainingSettings:
+        """The settings of a full build, or of a ``--quick`` smoke build."""
+        return self.quick_training if quick else self.training
 
     def space_mask(self) -> np.ndarray | None:
         """Optional (grid, grid, K) mask of allowed codes under the current model; default none."""
@@ -274,7 +290,7 @@ class VQImageTask(RetrainableTask):
         again on the same test set (the manifest is not rewritten).
         """
         if device is not None:
-            self.device = device if isinstance(device, torch.device) else resolve_device(device)
+            self.device = resolve_device(device)
         folder = self.artifact_dir
         existing = None
         if not retrain and (folder / MANIFEST_FILE).is_file():
@@ -318,15 +334,14 @@ class VQImageTask(RetrainableTask):
         scorer_info = self.train_scorers(folder, self.device, progress, quick)
         scorer_s = time.perf_counter() - t0
 
-        n_images = self.quick_n_vqvae_images if quick else self.n_vqvae_images
-        epochs = self.quick_vqvae_epochs if quick else self.vqvae_epochs
+        settings = self.training_settings(quick)
         t1 = time.perf_counter()
-        images = self.training_images("vqvae", n_images, self.split_seed("vqvae"))
+        images = self.training_images("vqvae", settings.n_images, self.split_seed("vqvae"))
         data_s = time.perf_counter() - t1
         model = VQVAE(self.vqvae_config, seed=self.split_seed("vqvae-init"))
         t2 = time.perf_counter()
-        stats, _ = train_vqvae(model, images, epochs=epochs, seed=self.split_seed("vqvae-train"),
-                               batch_size=self.vqvae_batch_size, device=self.device, progress=progress,
+        stats, _ = train_vqvae(model, images, epochs=settings.epochs, seed=self.split_seed("vqvae-train"),
+                               batch_size=settings.batch_size, device=self.device, progress=progress,
                                checkpoint_path=folder / VQVAE_FILE, desc=f"{self.name} vq-vae")
         vqvae_s = time.perf_counter() - t2
         del images
@@ -337,7 +352,8 @@ class VQImageTask(RetrainableTask):
         checks = self.validity_checks(quick=quick)
         manifest.update({
             "status": "complete", "scorers": scorer_info,
-            "training": {"quick": quick, "epochs": epochs, "n_images": n_images, "batch_size": self.vqvae_batch_size,
+            "training": {"quick": quick, "epochs": settings.epochs, "n_images": settings.n_images,
+                         "batch_size": settings.batch_size,
                          "stats": stats, "seconds": {"scorers": scorer_s, "vqvae_data": data_s, "vqvae": vqvae_s,
                                                      "total": time.perf_counter() - t0}},
             "files": {p.name: file_sha256(p) for p in sorted(folder.iterdir())
@@ -355,7 +371,7 @@ class VQImageTask(RetrainableTask):
         scorer's survival is reported too when the task has one (not a pass/fail check).
         """
         model = self.model if self._model is None else self._model
-        n = self.quick_n_test_images if quick else self.n_test_images
+        n = self.training_settings(quick).n_test_images
         images = self.training_images("test", n, self.split_seed("test"))
         codes = encode_np(model, images, self.device)
         recon = decode_np(model, codes, self.device)
@@ -435,7 +451,7 @@ class VQImageTask(RetrainableTask):
 
     def fine_tune(self, images: np.ndarray, weights: np.ndarray, epochs: float, seed: int) -> dict[str, Any]:
         stats, self._opt_state = train_vqvae(self.model, images, epochs=epochs, seed=seed, weights=weights,
-                                             batch_size=self.vqvae_batch_size, device=self.device,
+                                             batch_size=self.training.batch_size, device=self.device,
                                              opt_state=self._opt_state, progress=False)
         self._space = None
         return stats

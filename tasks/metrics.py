@@ -180,30 +180,19 @@ def _sha256_state(module: Any) -> str:
     return digest.hexdigest()
 
 
-def _run_batched(module: Any, images: np.ndarray, device: Any, batch_size: int) -> np.ndarray:
-    """Forward ``images`` through ``module`` in batches under inference mode; float64 (N, d)."""
-    import torch
+def _features(module: Any, images: np.ndarray, device: Any, batch_size: int) -> np.ndarray:
+    """Flattened float64 outputs (N, d) of ``module`` on ``images``, batched."""
+    from bench.tasks.inference import batched_inference
 
-    images = np.asarray(images, dtype=np.float32)
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-            out = module(batch)
-            if isinstance(out, (list, tuple)):  # pytorch-fid's InceptionV3 returns a list of blocks
-                out = out[0]
-            outputs.append(out.reshape(len(batch), -1).double().cpu().numpy())
-    if not outputs:
+    def forward(batch: Any) -> Any:
+        out = module(batch)
+        if isinstance(out, (list, tuple)):  # pytorch-fid's InceptionV3 returns a list of blocks
+            out = out[0]
+        return out.reshape(len(batch), -1).double()
+
+    if len(images) == 0:
         raise ValueError("no images to compute features of")
-    return np.concatenate(outputs, axis=0)
-
-
-def _torch_device(device: Any) -> Any:
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return batched_inference(module, forward, np.asarray(images, dtype=np.float32), device, batch_size)
 
 
 def default_inception_weights() -> Path:
@@ -289,7 +278,9 @@ class InceptionFeatures:
             warnings.warn(f"Inception weights {self.weights_path} are not pytorch-fid's official file "
                           f"(sha256 {self.weights_sha256[:8]}...); outputs are labelled {self.label!r} "
                           "and are not FID", stacklevel=2)
-        self.device = _torch_device(device)
+        from bench.tasks.inference import resolve_device
+
+        self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         try:
             with _pytorch_fid_loads_from(self.weights_path):
@@ -310,7 +301,7 @@ class InceptionFeatures:
             raise ValueError(f"expected images of shape (N, C, H, W), got {images.shape}")
         if images.shape[1] == 1:
             images = np.repeat(images, 3, axis=1)
-        return _run_batched(self.model, images, self.device, self.batch_size)
+        return _features(self.model, images, self.device, self.batch_size)
 
 
 class TaskFeatures:
@@ -330,8 +321,10 @@ class TaskFeatures:
         self.network = network.eval()
         self.label = f"{TASK_FEATURES_PREFIX}:{task.name}"
         self.batch_size = int(batch_size)
+        from bench.tasks.inference import resolve_device
+
         parameters = list(self.network.parameters()) + list(self.network.buffers())
-        self.device = parameters[0].device if parameters else _torch_device("cpu")
+        self.device = parameters[0].device if parameters else resolve_device("cpu")
         self._identity = f"{self.label}:{_sha256_state(self.network)[:16]}:{self.device.type}"
 
     def identity(self) -> str:
@@ -340,7 +333,7 @@ class TaskFeatures:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """(N, d) features of images in [0, 1]."""
-        return _run_batched(self.network, images, self.device, self.batch_size)
+        return _features(self.network, images, self.device, self.batch_size)
 
 
 # --- cached reference statistics --------------------------------------------------------------

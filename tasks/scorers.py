@@ -25,6 +25,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from bench.tasks.inference import batched_inference
+
 SMILE_MAX = 5.0
 
 
@@ -181,15 +183,8 @@ def train_regressor(model: nn.Module, images: np.ndarray, targets: np.ndarray, *
 
 def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """``model(images)`` as a float64 numpy array, batched under ``torch.inference_mode``."""
-    model.eval()
-    outs = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], dtype=np.float32))
-            outs.append(model(x.to(device)).float().cpu().numpy())
-    if not outs:
-        return np.zeros((0,), dtype=np.float64)
-    return np.concatenate(outs).astype(np.float64)
+    images = np.asarray(images, dtype=np.float32)
+    return batched_inference(model, lambda x: model(x).double(), images, device, batch_size)
 
 
 def r2_score(truth: np.ndarray, predicted: np.ndarray) -> float:

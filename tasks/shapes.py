@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.core.registry import register_task
-from bench.tasks.image_task import VQImageTask
+from bench.tasks.image_task import TrainingSettings, VQImageTask
 from bench.tasks.vqvae import VQVAEConfig
 
 IMAGE_SIZE = 64
@@ -75,11 +75,8 @@ class ShapesTask(VQImageTask):
 
     vqvae_config: ClassVar[VQVAEConfig] = VQVAEConfig(in_channels=1, channels=(16, 32, 64), res_channels=16,
                                                      code_dim=32, codebook_size=256, lr=2e-3)
-    vqvae_epochs: ClassVar[float] = 3.0
-    n_vqvae_images: ClassVar[int] = 6000
-    quick_vqvae_epochs: ClassVar[float] = 1.0
-    quick_n_vqvae_images: ClassVar[int] = 512
-    n_test_images: ClassVar[int] = 1000
+    training: ClassVar[TrainingSettings] = TrainingSettings(epochs=3.0, n_images=6000, n_test_images=1000)
+    quick_training: ClassVar[TrainingSettings] = TrainingSettings(epochs=1.0, n_images=512, n_test_images=64)
     half_precision_checkpoint: ClassVar[bool] = True
     min_psnr_db: ClassVar[float] = 20.0
     #: the known optimum of the objective: every pixel shaded

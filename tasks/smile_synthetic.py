@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from bench.core.errors import UserError
 from bench.core.registry import register_task
 from bench.tasks import faces
-from bench.tasks.image_task import VQImageTask, pearson
+from bench.tasks.image_task import TrainingSettings, VQImageTask, pearson
 from bench.tasks.scorers import (FeatureNetwork, HeldoutSmileScorer, SmileScorer, build_network, load_half, predict,
                            r2_score, save_half, train_regressor)
 from bench.tasks.vqvae import VQVAEConfig, decode_np, encode_np
@@ -76,13 +76,10 @@ class SmileSyntheticTask(VQImageTask):
 
     vqvae_config: ClassVar[VQVAEConfig] = VQVAEConfig(channels=(32, 64, 128), res_channels=64, code_dim=64,
                                                      codebook_size=256, lr=1.5e-3)
-    vqvae_epochs: ClassVar[float] = 25.0
-    n_vqvae_images: ClassVar[int] = 8000
-    vqvae_batch_size: ClassVar[int] = 32
-    quick_vqvae_epochs: ClassVar[float] = 1.0
-    quick_n_vqvae_images: ClassVar[int] = 256
-    n_test_images: ClassVar[int] = 1000
-    quick_n_test_images: ClassVar[int] = 64
+    training: ClassVar[TrainingSettings] = TrainingSettings(epochs=25.0, n_images=8000, batch_size=32,
+                                                            n_test_images=1000)
+    quick_training: ClassVar[TrainingSettings] = TrainingSettings(epochs=1.0, n_images=256, batch_size=32,
+                                                                  n_test_images=64)
     half_precision_checkpoint: ClassVar[bool] = True
     min_psnr_db: ClassVar[float] = 20.0
     default_n_initial = 100
@@ -137,7 +134,7 @@ class SmileSyntheticTask(VQImageTask):
         reported, not required.
         """
         result = super().validity_checks(quick)
-        n = self.quick_n_test_images if quick else self.n_test_images
+        n = self.training_settings(quick).n_test_images
         images, factors = self.faces("test-full", n, self.split_seed("test-full"))
         recon = decode_np(self.model, encode_np(self.model, images, self.device), self.device)
         original, reconstructed = self.score_images(images), self.score_images(recon)

@@ -81,7 +81,7 @@ class SyntheticFacesTask(SmileSyntheticTask):
         for key in [k for k in figures if "smile" in k]:  # smile-synthetic's names, said of this attribute
             renamed = key.replace("true_smile", "true_attribute").replace("high_smiles", "high_degrees")
             figures[renamed] = figures.pop(key)
-        n = self.quick_n_test_images if quick else self.n_test_images
+        n = self.training_settings(quick).n_test_images
         images, factors = self.faces("test-full", n, self.split_seed("nuisance"))
         result["figures"].update(nuisance_figures(self.score_images(images), factors, self.target_factor))
         return result

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.core.errors import UserError
+from bench.tasks.inference import batched_inference
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +79,6 @@ class VQVAEConfig:
         if unknown:
             raise ValueError(f"unknown VQVAEConfig keys: {sorted(unknown)}")
         return cls(**{k: tuple(v) if k == "channels" else v for k, v in data.items()})
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; any other name is checked and returned."""
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"invalid device {name!r}: {exc}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 class ResBlock(nn.Module):
@@ -314,6 +302,45 @@ def _batch_order(n: int, steps: int, batch_size: int, weights: np.ndarray | None
     return order[:total].reshape(steps, batch_size)
 
 
+class _TrainingLog:
+    """What :func:`train_vqvae` reports: sums over the last epoch (the trained model's figures),
+    codes of the running epoch for the per-epoch log line, and restarts."""
+
+    def __init__(self, steps: int, steps_per_epoch: int, codebook_size: int) -> None:
+        self.last_epoch_from = max(0, steps - steps_per_epoch)
+        self.codebook_size = codebook_size
+        self.sums = {"loss": 0.0, "recon_mse": 0.0, "commitment": 0.0}
+        self.last_epoch_codes: list[np.ndarray] = []
+        self.epoch_codes: list[np.ndarray] = []
+        self.restarts = 0
+
+    def record(self, step: int, out: dict[str, Tensor]) -> None:
+        """Add one step's outputs."""
+        self.restarts += int(out["restarts"])
+        codes = out["codes"].detach().cpu().numpy()
+        if step >= self.last_epoch_from:
+            for key in self.sums:
+                self.sums[key] += float(out[key].detach())
+            self.last_epoch_codes.append(codes)
+        self.epoch_codes.append(codes)
+
+    def end_epoch(self, desc: str, epoch: int, loss: float) -> None:
+        """Log the finished epoch's loss and codebook usage."""
+        usage = code_statistics(np.concatenate(self.epoch_codes), self.codebook_size)
+        self.epoch_codes = []
+        log.info("%s epoch %d: loss %.4f, codebook usage %d/%d, perplexity %.1f", desc, epoch, loss,
+                 usage["codes_used"], self.codebook_size, usage["perplexity"])
+
+    def summary(self, steps: int) -> dict[str, Any]:
+        """Mean loss terms, PSNR and codebook statistics of the last epoch (empty without steps)."""
+        if not steps:
+            return {}
+        stats: dict[str, Any] = {key: value / (steps - self.last_epoch_from) for key, value in self.sums.items()}
+        stats["psnr"] = psnr_from_mse(stats["recon_mse"])
+        stats.update(code_statistics(np.concatenate(self.last_epoch_codes), self.codebook_size))
+        return stats
+
+
 def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, weights: np.ndarray | None = None,
                 batch_size: int = 64, device: torch.device, opt_state: dict | None = None, progress: bool = True,
                 checkpoint_path: Path | None = None, desc: str = "vq-vae") -> tuple[dict[str, Any], dict]:
@@ -326,6 +353,8 @@ def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, w
     the end. Returns (statistics of the last epoch: loss, recon_mse, commitment, psnr,
     codebook_usage, codes_used, perplexity; plus steps, restarts, seconds) and the new optimizer state.
     """
+    from tqdm import tqdm
+
     images = np.asarray(images, dtype=np.float32)
     n = len(images)
     if n == 0:
@@ -340,15 +369,9 @@ def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, w
         optimizer.load_state_dict(opt_state)
     order = _batch_order(n, steps, min(batch_size, n) if weights is None else batch_size, weights, rng)
     steps_per_epoch = max(1, math.ceil(n / batch_size))
+    training = _TrainingLog(steps, steps_per_epoch, model.config.codebook_size)
     model.train()
     start = time.perf_counter()
-    sums = {"loss": 0.0, "recon_mse": 0.0, "commitment": 0.0}
-    restarts = 0
-    last_epoch_codes: list[np.ndarray] = []
-    epoch_codes: list[np.ndarray] = []  # codes of the current epoch, for the per-epoch log line
-    last_epoch_from = max(0, steps - steps_per_epoch)
-    from tqdm import tqdm
-
     bar = tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False)
     for step in bar:
         x = torch.from_numpy(images[order[step]]).to(device, non_blocking=True).contiguous(memory_format=CHANNELS_LAST)
@@ -356,39 +379,25 @@ def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, w
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         optimizer.step()
-        restarts += int(out["restarts"])
-        if step >= last_epoch_from:  # statistics describe the last epoch, i.e. the trained model
-            for key in sums:
-                sums[key] += float(out[key].detach())
-            last_epoch_codes.append(out["codes"].detach().cpu().numpy())
-        epoch_codes.append(out["codes"].detach().cpu().numpy())
+        training.record(step, out)
         if progress and (step % 20 == 0 or step == steps - 1):
             used = int((model.quantizer.cluster_size > model.config.dead_code_threshold).sum())
             bar.set_postfix(loss=f"{float(out['loss'].detach()):.4f}",
-                            psnr=f"{psnr_from_mse(float(out['recon_mse'].detach())):.1f}",
-                            codes=used)
+                            psnr=f"{psnr_from_mse(float(out['recon_mse'].detach())):.1f}", codes=used)
         if checkpoint_path is not None and (step + 1) % steps_per_epoch == 0:
             save_checkpoint(model, checkpoint_path)
-            usage = code_statistics(np.concatenate(epoch_codes), model.config.codebook_size)
-            epoch_codes = []
-            log.info("%s epoch %d: loss %.4f, codebook usage %d/%d, perplexity %.1f", desc,
-                     (step + 1) // steps_per_epoch, float(out["loss"].detach()), usage["codes_used"],
-                     model.config.codebook_size, usage["perplexity"])
+            training.end_epoch(desc, (step + 1) // steps_per_epoch, float(out["loss"].detach()))
     bar.close()
     model.eval()
     if checkpoint_path is not None:
         save_checkpoint(model, checkpoint_path)
     stats: dict[str, Any] = {"steps": steps, "images_seen": steps * batch_size, "epochs": epochs,
-                             "seconds": time.perf_counter() - start, "restarts": restarts}
+                             "seconds": time.perf_counter() - start, "restarts": training.restarts,
+                             **training.summary(steps)}
     if steps:
-        tail_steps = steps - last_epoch_from
-        stats.update({key: value / tail_steps for key, value in sums.items()})
-        tail = np.concatenate(last_epoch_codes)
-        stats["psnr"] = psnr_from_mse(stats["recon_mse"])
-        stats.update(code_statistics(tail, model.config.codebook_size))
         log.info("%s: %d steps in %.1fs, loss %.4f, PSNR %.2f dB, codebook usage %d/%d (perplexity %.1f), "
                  "%d restarts", desc, steps, stats["seconds"], stats["loss"], stats["psnr"], stats["codes_used"],
-                 model.config.codebook_size, stats["perplexity"], restarts)
+                 model.config.codebook_size, stats["perplexity"], training.restarts)
     return stats, optimizer.state_dict()
 
 
@@ -397,32 +406,15 @@ def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, w
 
 def encode_np(model: VQVAE, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Codes (int64, (N, grid, grid)) of float32 images (N, C, S, S) in [0, 1]."""
-    images = np.asarray(images, dtype=np.float32)
-    g = model.config.grid
-    out = np.empty((len(images), g, g), dtype=np.int64)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[i:i + batch_size]).to(device).contiguous(memory_format=CHANNELS_LAST)
-            out[i:i + batch_size] = model.encode(x).cpu().numpy()
-    model.train(was_training)
-    return out
+    return batched_inference(
+        model, lambda x: model.encode(x.contiguous(memory_format=CHANNELS_LAST)).long(),
+        np.asarray(images, dtype=np.float32), device, batch_size)
 
 
 def decode_np(model: VQVAE, codes: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Images (float32, (N, C, S, S) in [0, 1]) of int codes (N, grid, grid)."""
-    codes = np.asarray(codes, dtype=np.int64)
-    c = model.config
-    out = np.empty((len(codes), c.in_channels, c.image_size, c.image_size), dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(codes), batch_size):
-            z = torch.from_numpy(codes[i:i + batch_size]).to(device)
-            out[i:i + batch_size] = model.decode(z).float().cpu().numpy()
-    model.train(was_training)
-    return out
+    return batched_inference(model, lambda z: model.decode(z).float(), np.asarray(codes, dtype=np.int64),
+                             device, batch_size)
 
 
 # --- checkpoints ----------------------------------------------------------------------------

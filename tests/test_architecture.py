@@ -94,3 +94,15 @@ def test_no_generic_top_level_package_is_installed() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert '"bench.tasks" = "tasks"' in text and '"bench.optimizers" = "optimizers"' in text
     assert 'include = ["bench*", "tasks*"' not in text
+
+
+#: calls that read or write result files; only the store may make them (tasks keep their own
+#: model artifacts and caches, which are not run or sweep folders)
+RESULT_IO = ("read_parquet(", "to_parquet(", "pickle.load(", "pickle.loads(", "read_frame(", "write_frame(")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if _package(m) not in ("bench.store",)))
+def test_only_the_store_reads_and_writes_result_files(module: str) -> None:
+    text = _modules()[module].read_text(encoding="utf-8")
+    calls = [call for call in RESULT_IO if call in text and f"def {call}" not in text]
+    assert not calls, f"{module} calls {calls}: result files are read and written through bench.store"

@@ -20,6 +20,7 @@ from bench.core.errors import UserError
 PERF_BENCHMARKS: dict[str, tuple[str, str]] = {
     "evaluate": ("bench.cli.perf_evaluate", "Batched decode+score throughput vs the forward-only ceiling (--task T)."),
     "acquisition": ("bench.cli.perf_acquisition", "Tree-ensemble MILP vs ENTMOOT on the same fitted ensembles."),
+    "paper": ("bench.cli.perf_paper", "The paper's per-query loop at full size (smile-synthetic, N = 10,000), timed by part."),
     "fid": ("bench.cli.perf_fid", "Fréchet distance: this project's vs pytorch-fid's, at 2048-d."),
     "sweep": ("bench.cli.perf_sweep", "Per-run overhead of local and SLURM sweeps."),
     "celeba-load": ("bench.cli.perf_celeba_load", "CelebA JPEG decode+crop+resize and 64x64 cache read, images/s."),

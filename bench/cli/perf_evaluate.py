@@ -35,10 +35,7 @@ def _forward_only(task: object, codes: torch.Tensor, batch_size: int) -> None:
                 torch.cuda.synchronize(scores.device)
 
 
-def perf_main(name: str, argv: list[str]) -> int:
-    """Print throughput figures; the last line is one JSON object."""
-    from bench.cli.prepare import _build_task
-
+def _parser(name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"bench perf {name}", description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, help="image task name")
     parser.add_argument("--task-opt", action="append", metavar="KEY=VALUE", help="task parameter")
@@ -47,52 +44,62 @@ def perf_main(name: str, argv: list[str]) -> int:
     parser.add_argument("--n", type=int, default=1024, help="latents per timing")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timings of each path (best is kept)")
     parser.add_argument("--batch-size", type=int, default=256, help="decode batch size (as in decode_np)")
-    args = parser.parse_args(argv)
+    return parser
 
-    task = _build_task(args.task, args.task_opt, args.artifacts, args.device)
+
+def _timings(task: object, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Interleaved wall and CPU timings of the three paths, each on fresh latents."""
     rng = np.random.default_rng(0)
-    warm = task.space.sample(min(args.n, args.batch_size), rng)
-    task.evaluate(warm)  # loads the models, warms up kernels
-    _forward_only(task, torch.from_numpy(warm).to(task.device), args.batch_size)
-
-    evaluate_s, forward_s, numpy_s, evaluate_cpu, forward_cpu = [], [], [], [], []
+    space = task.space  # type: ignore[attr-defined]
+    warm = space.sample(min(args.n, args.batch_size), rng)
+    task.evaluate(warm)  # type: ignore[attr-defined]  # loads the models, warms up kernels
+    _forward_only(task, torch.from_numpy(warm).to(task.device), args.batch_size)  # type: ignore[attr-defined]
+    out: dict[str, list[float]] = {k: [] for k in ("evaluate", "forward", "numpy", "evaluate_cpu", "forward_cpu")}
     for _ in range(args.repeats):
-        latents = task.space.sample(args.n, rng)
         t0 = time.perf_counter()
-        task.score_images(task.decode(latents))
-        numpy_s.append(time.perf_counter() - t0)
-        latents = task.space.sample(args.n, rng)
+        task.score_images(task.decode(space.sample(args.n, rng)))  # type: ignore[attr-defined]
+        out["numpy"].append(time.perf_counter() - t0)
+        latents = space.sample(args.n, rng)
         t0, c0 = time.perf_counter(), time.process_time()
-        scores = task.evaluate(latents).scores
-        evaluate_s.append(time.perf_counter() - t0)
-        evaluate_cpu.append(time.process_time() - c0)
+        scores = task.evaluate(latents).scores  # type: ignore[attr-defined]
+        out["evaluate"].append(time.perf_counter() - t0)
+        out["evaluate_cpu"].append(time.process_time() - c0)
         assert scores.shape == (args.n,) and np.isfinite(scores).all()
-        codes = torch.from_numpy(task.space.sample(args.n, rng)).to(task.device)
-        if task.device.type == "cuda":
-            torch.cuda.synchronize(task.device)
+        codes = torch.from_numpy(space.sample(args.n, rng)).to(task.device)  # type: ignore[attr-defined]
+        if codes.device.type == "cuda":
+            torch.cuda.synchronize(codes.device)
         t0, c0 = time.perf_counter(), time.process_time()
         _forward_only(task, codes, args.batch_size)
-        forward_s.append(time.perf_counter() - t0)
-        forward_cpu.append(time.process_time() - c0)
+        out["forward"].append(time.perf_counter() - t0)
+        out["forward_cpu"].append(time.process_time() - c0)
     t0 = time.perf_counter()
-    decode_np(task.model, task.space.sample(args.n, rng), task.device, args.batch_size)
-    decode_s = time.perf_counter() - t0
+    decode_np(task.model, space.sample(args.n, rng), task.device, args.batch_size)  # type: ignore[attr-defined]
+    out["decode"] = [time.perf_counter() - t0]
+    return out
 
+
+def perf_main(name: str, argv: list[str]) -> int:
+    """Print throughput figures; the last line is one JSON object."""
+    from bench.cli.prepare import _build_task
+
+    args = _parser(name).parse_args(argv)
+    task = _build_task(args.task, args.task_opt, args.artifacts, args.device)
+    t = _timings(task, args)
     result = {
         "benchmark": name, "task": args.task, "device": str(task.device), "threads": torch.get_num_threads(),
         "n": args.n, "batch_size": args.batch_size, "repeats": args.repeats,
-        "images_per_s": args.n / min(evaluate_s), "forward_only_images_per_s": args.n / min(forward_s),
-        "decode_only_images_per_s": args.n / decode_s, "numpy_path_images_per_s": args.n / min(numpy_s),
+        "images_per_s": args.n / min(t["evaluate"]), "forward_only_images_per_s": args.n / min(t["forward"]),
+        "decode_only_images_per_s": args.n / t["decode"][0], "numpy_path_images_per_s": args.n / min(t["numpy"]),
     }
     result["ratio"] = result["images_per_s"] / result["forward_only_images_per_s"]
-    result["cpu_ratio"] = float(np.median(forward_cpu) / np.median(evaluate_cpu))
+    result["cpu_ratio"] = float(np.median(t["forward_cpu"]) / np.median(t["evaluate_cpu"]))
     print(f"task {args.task} on {task.device} ({result['threads']} threads), {args.n} latents, batch {args.batch_size}")
     print(f"  evaluate (public path):        {result['images_per_s']:10.1f} images/s   "
-          f"(timings {', '.join(f'{t:.3f}' for t in evaluate_s)} s)")
+          f"(timings {', '.join(f'{x:.3f}' for x in t['evaluate'])} s)")
     print(f"  forward only (tensor ceiling): {result['forward_only_images_per_s']:10.1f} images/s   "
-          f"(timings {', '.join(f'{t:.3f}' for t in forward_s)} s)")
+          f"(timings {', '.join(f'{x:.3f}' for x in t['forward'])} s)")
     print(f"  decode + score_images (numpy): {result['numpy_path_images_per_s']:10.1f} images/s")
     print(f"  ratio {result['ratio']:.3f} (target >= 0.8); CPU-time ratio {result['cpu_ratio']:.3f} "
-          f"(median CPU s: evaluate {np.median(evaluate_cpu):.3f}, forward only {np.median(forward_cpu):.3f})")
+          f"(median CPU s: evaluate {np.median(t['evaluate_cpu']):.3f}, forward only {np.median(t['forward_cpu']):.3f})")
     print(json.dumps(result))
     return 0

@@ -164,12 +164,17 @@ class RunFolder:
         """
         if new_images is not None and len(new_images):
             self._append_images(new_images, images_before)
-        write_frame(self.file(C.RECORDS_FILE), records)
-        write_frame(self.file(C.DIAGNOSTICS_FILE), rows_frame(diagnostics, DIAGNOSTIC_COLUMNS))
-        write_frame(self.file(C.METRICS_FILE), rows_frame(metrics, METRIC_COLUMNS))
+        self.write_tables(records, diagnostics, metrics)
         payload = {"format": RUN_FORMAT, "n_records": len(records), "state": state,
                    "image_shape": None if image_shape is None else list(image_shape)}
         write_bytes(self.file(C.CHECKPOINT_FILE), safe.dumps(payload, what="checkpoint"))
+
+    def write_tables(self, records: pd.DataFrame, diagnostics: list[dict[str, Any]],
+                     metrics: list[dict[str, Any]]) -> None:
+        """Replace the records, diagnostics and metrics tables (each file atomically)."""
+        write_frame(self.file(C.RECORDS_FILE), records)
+        write_frame(self.file(C.DIAGNOSTICS_FILE), rows_frame(diagnostics, DIAGNOSTIC_COLUMNS))
+        write_frame(self.file(C.METRICS_FILE), rows_frame(metrics, METRIC_COLUMNS))
 
     def has_checkpoint(self) -> bool:
         """Whether a checkpoint exists (of this format or an older one)."""

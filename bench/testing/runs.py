@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from bench.core import constants as C
 from bench.core.records import encode_latent, records_frame
-from bench.store.files import write_frame
 from bench.store.run_folder import RunFolder
 
 GRID = {"height": 2, "width": 2, "codebook_size": 8}
@@ -90,11 +88,8 @@ def write_run(sweep_dir: Path, run: SyntheticRun) -> RunFolder:
     """Store ``run`` under ``sweep_dir/runs/task=<task>/opt=<method>/seed=<seed>``; return its folder."""
     folder = RunFolder.for_config(sweep_dir, (f"task={run.task.replace('/', '+')}", f"opt={run.method}",
                                               f"seed={run.seed}"))
-    write_frame(folder.file(C.RECORDS_FILE), records_frame(_record_rows(run)))
-    if run.metrics:
-        write_frame(folder.path / C.METRICS_FILE, pd.DataFrame(run.metrics))
-    write_frame(folder.path / C.DIAGNOSTICS_FILE, pd.DataFrame({C.DIAG_BATCH: [1], C.DIAG_KIND: ["info"],
-                                                                 C.DIAG_MESSAGE: [""]}))
+    folder.write_tables(records_frame(_record_rows(run)),
+                        [{C.DIAG_BATCH: 1, C.DIAG_KIND: "info", C.DIAG_MESSAGE: ""}], list(run.metrics or []))
     budget = len(run.query_scores) if run.budget is None else run.budget
     folder.write_info({
         "status": run.status, "run_id": f"{run.method}-{run.seed}", "task_signature": f"sig-{run.task}",

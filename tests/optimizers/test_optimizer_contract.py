@@ -12,7 +12,10 @@ from bench.testing import OptimizerContract
 
 
 class TestEveryRegisteredOptimizer(OptimizerContract):
-    optimizer_names = sorted(registry.optimizers())
+    # The project's own plug-ins only: test modules register misbehaving optimizers (tests/plugins.py)
+    # that must not be held to the contract (one of them never returns).
+    optimizer_names = sorted(name for name, spec in registry.optimizers().items()
+                             if spec.target.startswith("bench.optimizers."))
     # Presets whose point is a large-scale configuration run a cheap stand-in here: the contract
     # is about seeding and state, not scale.
     overrides: dict[str, dict[str, Any]] = {}

@@ -20,8 +20,9 @@ from bench.core import constants as C
 from bench.core.config import RunConfig
 from bench.run.runner import TaskCache, execute_run, run_folder
 from bench.sweep.spec import load_spec
+from tests import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 HOGS = 8
 
 

@@ -75,6 +75,44 @@ def test_catboost_adapter_float_borders() -> None:
     _check(from_catboost(model), model.predict(probe.astype(np.float64)), probe)
 
 
+def test_catboost_adapter_float_only_model_with_pool() -> None:
+    """A model without categorical features once crashed when its pool was passed (no hash table)."""
+    import catboost as cb
+
+    X, y = _data()
+    pool = cb.Pool(X, y, cat_features=[])
+    model = cb.CatBoostRegressor(iterations=20, depth=3, thread_count=1, random_seed=0, verbose=0,
+                                 allow_writing_files=False)
+    model.fit(pool)
+    probe = _probe()
+    _check(from_catboost(model, pool), model.predict(probe), probe)
+
+
+def test_catboost_surrogate_with_every_code_seen_uses_float_borders() -> None:
+    """Past 255 distinct codes a position is a float feature; with all of them the model is float-only."""
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 300, size=(1200, 2))
+    y = np.sin(X[:, 0] / 20.0) + (X[:, 1] % 7 == 0)
+    ensemble, model = fit_surrogate("catboost", X, y, 0, n_trees=15, n_codes=300)
+    probe = rng.integers(0, 300, size=(500, 2))
+    np.testing.assert_allclose(ensemble.predict(probe), model.predict(probe), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("grow_policy", ["Depthwise", "Lossguide"])
+def test_catboost_adapter_non_symmetric_trees(grow_policy: str) -> None:
+    import catboost as cb
+
+    X, y = _data()
+    pool = cb.Pool(X, y, cat_features=[0, 1, 2])
+    model = cb.CatBoostRegressor(iterations=25, depth=3, grow_policy=grow_policy, one_hot_max_size=255,
+                                 thread_count=1, random_seed=0, verbose=0, allow_writing_files=False)
+    model.fit(pool)
+    probe = _probe()
+    ensemble = from_catboost(model, pool)
+    _check(ensemble, model.predict(cb.Pool(probe, cat_features=[0, 1, 2])), probe)
+    assert any(t.n_nodes != 2 ** (t.depth() + 1) - 1 for t in ensemble.trees)  # really not symmetric
+
+
 def test_lightgbm_adapter_on_hand_built_booster() -> None:
     import lightgbm as lgb
 

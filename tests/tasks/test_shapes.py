@@ -17,9 +17,10 @@ from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
 from bench.tasks.image_task import MANIFEST_FILE
 from bench.tasks.shapes import HIGH_SIDES, ShapesTask, shaded_pixels, square_images
+from tests import REPO_ROOT
 
 torch.set_num_threads(1)
-SHIPPED = Path(__file__).resolve().parents[1] / "tasks" / "artifacts" / "shapes"
+SHIPPED = REPO_ROOT / "tasks" / "artifacts" / "shapes"
 
 
 def test_square_images_are_single_filled_squares() -> None:

@@ -291,12 +291,12 @@ def test_resumed_run_gives_identical_records(uninterrupted_run: RunFolder, tmp_p
 @pytest.mark.slow
 def test_weighted_retraining_on_shapes_is_real_reproducible_and_resumable(tmp_path: Path) -> None:
     """A briefly trained `shapes` VQ-VAE (~15 s), fine-tuned for real every 2 queries; validity thresholds off."""
+    from bench.tasks.image_task import TrainingSettings
     from bench.tasks.shapes import ShapesTask
 
     class BrieflyTrainedShapes(ShapesTask):
         # `prepare --quick` (1 epoch of 512 images) decodes blank images here: survival corr is NaN
-        quick_vqvae_epochs = 4.0
-        quick_n_vqvae_images = 1024
+        quick_training = TrainingSettings(epochs=4.0, n_images=1024, n_test_images=64)
 
     torch.set_num_threads(1)
     params = {"artifacts": str(tmp_path / "shapes"), "device": "cpu", "min_psnr_db": 0.0,

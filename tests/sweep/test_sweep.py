@@ -22,8 +22,9 @@ from bench.store.files import read_json
 from bench.core.registry import UnknownName
 from bench.run.runner import execute_run, run_folder
 from bench.sweep.spec import SWEEP_FILE, load_spec, parse_spec, read_resolved_runs, write_resolved
+from tests import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 SPEC: dict[str, Any] = {
     "name": "t",
     "seeds": [0, 1],

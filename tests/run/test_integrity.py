@@ -31,8 +31,9 @@ from bench.sweep.launch import launch
 from bench.sweep.profiles import Profile
 from bench.sweep.spec import parse_spec
 from tests.plugins import PluginSweepJob
+from tests import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 PROFILE = Profile(name="test", cpus_per_task=1, timeout_min=30, array_parallelism=2)
 
 

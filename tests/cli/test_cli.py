@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,13 +7,7 @@ import pytest
 from bench.core import constants as C
 from bench.cli.main import main
 from bench.store.run_folder import RunFolder
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+from tests import BenchCLI
 
 
 def test_list_names_everything(capsys: pytest.CaptureFixture) -> None:
@@ -35,8 +27,8 @@ def test_list_names_everything(capsys: pytest.CaptureFixture) -> None:
      "batch_size (5) must not exceed budget (3)"),
     (["--task", "closed-form", "--optimizer", "random", "--out", "/proc/forbidden"], "cannot create output folder"),
 ])
-def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
-    proc = bench("run", *args)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, bench_subprocess: BenchCLI) -> None:
+    proc = bench_subprocess("run", *args)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -54,6 +46,6 @@ def test_run_writes_records(tmp_path: Path, optimizer: str) -> None:
     assert (folder.path / C.RUN_FILE).exists()
 
 
-def test_help_teaches() -> None:
-    proc = bench("--help")
+def test_help_teaches(bench_subprocess: BenchCLI) -> None:
+    proc = bench_subprocess("--help")
     assert proc.returncode == 0 and "bench run --task closed-form" in proc.stdout

@@ -16,7 +16,7 @@ from bench.core.config import RunConfig
 from bench.core.errors import UserError
 from bench.run.loop import run
 from bench.core.registry import optimizer_spec
-from bench.tasks.image_task import MANIFEST_FILE, SPLITS, VQImageTask, pearson
+from bench.tasks.image_task import MANIFEST_FILE, SPLITS, TrainingSettings, VQImageTask, pearson
 from bench.tasks.vqvae import VQVAEConfig
 
 torch.set_num_threads(1)
@@ -28,13 +28,8 @@ class TinyTask(VQImageTask):
     vqvae_config: ClassVar[VQVAEConfig] = VQVAEConfig(in_channels=1, image_size=16, grid=4, codebook_size=16,
                                                      code_dim=8, channels=(8, 16), res_channels=8, n_res_blocks=1)
     # full builds as small as quick ones: only full builds have their checks enforced
-    vqvae_epochs: ClassVar[float] = 6.0
-    n_vqvae_images: ClassVar[int] = 128
-    n_test_images: ClassVar[int] = 64
-    quick_vqvae_epochs: ClassVar[float] = 6.0
-    quick_n_vqvae_images: ClassVar[int] = 128
-    quick_n_test_images: ClassVar[int] = 64
-    vqvae_batch_size: ClassVar[int] = 32
+    training: ClassVar[TrainingSettings] = TrainingSettings(epochs=6.0, n_images=128, batch_size=32, n_test_images=64)
+    quick_training: ClassVar[TrainingSettings] = training
     min_psnr_db: ClassVar[float] = 5.0
     min_survival_corr: ClassVar[float] = 0.3
     default_n_initial = 6

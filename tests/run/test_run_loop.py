@@ -20,8 +20,9 @@ from bench.store.files import read_frame, write_frame
 from bench.store.run_folder import RunFolder
 from bench.core.registry import task_spec
 from bench.run.runner import execute_run, run_folder
+from tests import REPO_ROOT, BenchCLI
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def algorithmic(frame: pd.DataFrame) -> pd.DataFrame:
@@ -142,7 +143,7 @@ def test_records_round_trip_through_parquet(tmp_path: Path) -> None:
     assert list(frame.columns) == list(C.RECORD_COLUMNS)
 
 
-def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path) -> None:
+def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path, bench_subprocess: BenchCLI) -> None:
     """SIGKILL a run mid-way: every file left is complete, and resuming matches an uninterrupted run."""
     args = ["--task", "closed-form", "--optimizer", "evolution", "--seed", "2", "--budget", "400", "-q"]
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(tmp_path / "killed")],
@@ -161,9 +162,7 @@ def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path) -> No
             read_frame(path)
     n_before = len(folder.read_records())
     assert 20 < n_before < 420
-    subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(tmp_path / "killed")],
-                   cwd=ROOT, check=True, capture_output=True)
-    full_args = [*args, "--out", str(tmp_path / "full")]
-    subprocess.run([sys.executable, "-m", "bench.cli", "run", *full_args], cwd=ROOT, check=True, capture_output=True)
+    assert bench_subprocess("run", *args, "--out", str(tmp_path / "killed")).returncode == 0
+    assert bench_subprocess("run", *args, "--out", str(tmp_path / "full")).returncode == 0
     full = RunFolder(tmp_path / "full/runs/task=closed-form/opt=evolution/seed=2")
     pd.testing.assert_frame_equal(algorithmic(full.read_records()), algorithmic(folder.read_records()))

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from bench.core.errors import UserError
+from bench.tasks.inference import resolve_device
 from bench.tasks.vqvae import (VQVAE, EMAQuantizer, VQVAEConfig, _batch_order, code_statistics, decode_np, encode_np,
-                         load_checkpoint, resolve_device, save_checkpoint, train_vqvae)
+                         load_checkpoint, save_checkpoint, train_vqvae)
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -1,0 +1,53 @@
+"""``bench perf acquisition`` and ``bench perf paper``: their cases and summaries (the long runs are benchmarks)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.cli.perf_acquisition import CASES, Case, _case_data, perf_main, run_case
+from bench.cli.perf_paper import PAPER_QUERIES, paper_config, summarize
+from bench.core.errors import UserError
+
+
+def test_clustered_codes_use_few_codes_per_position() -> None:
+    random, _ = _case_data(400, 0, 4, 4, 64, "random")
+    clustered, scores = _case_data(400, 0, 4, 4, 64, "clustered")
+    assert clustered.shape == random.shape == (400, 16) and scores.shape == (400,)
+    distinct = lambda X: np.mean([len(np.unique(X[:, p])) for p in range(X.shape[1])])  # noqa: E731
+    assert distinct(clustered) <= 16 < distinct(random)
+
+
+def test_paper_size_cases_are_listed() -> None:
+    sizes = {(c.n, c.trees, c.depth, c.codes) for c in CASES.values()}
+    for n in (2000, 10000):
+        for codes in ("random", "clustered"):
+            assert (n, 800, 2, codes) in sizes
+    assert {(2000, 800, 3, "random"), (2000, 800, 4, "random")} <= sizes
+
+
+def test_small_case_is_solved_to_optimality_without_entmoot() -> None:
+    row = run_case("tiny", Case(60, 15, 2, 5), 0, beta=1.96, time_limit=None, max_nodes=None, mip_gap=1e-4,
+                   with_entmoot=False, height=3, width=3, codes=16)
+    assert row["optimal"] and row["ours_status"] == "Optimal" and row["ours_gap"] <= 1e-4
+    assert row["entmoot_status"] == "ENTMOOT could not build" and not row["ours_time_limited"]
+
+
+def test_unknown_case_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="unknown case"):
+        perf_main("acquisition", ["--cases", "nope"])
+
+
+def test_paper_summary_amortises_retraining_and_projects_500_queries() -> None:
+    parts = [{"fit_s": 2.0, "build_s": 1.0, "solve_s": 3.0, "propose_s": 7.0, "decode_score_s": 0.5,
+              "retrain_s": 10.0 if q % 5 == 4 else 0.0, "status": "Optimal", "gap": 0.0} for q in range(10)]
+    config = paper_config(10, 10_000, 0, "smile-synthetic")
+    summary = summarize(parts, 60.0, config)
+    assert summary["retrain_s_per_query_amortised"] == pytest.approx(2.0)
+    assert summary["median_s_per_query"] == pytest.approx(9.5)
+    assert summary["projected_hours_500_queries"] == pytest.approx((60.0 + PAPER_QUERIES * 9.5) / 3600)
+    assert summary["statuses"] == {"Optimal": 10}
+    json.dumps(summary)
+    assert config.optimizer == "lgbm-milp/paper" and config.retrain.every == 5
