@@ -11,7 +11,7 @@ from bench.store import safe
 from tests.test_baselines import final_regret
 
 #: cheap, library-backed optimizers that replay the data at every call
-REPLAYED = ["optuna-tpe", "optuna-tpe/group"]
+REPLAYED = ["optuna-tpe", "optuna-tpe/group", "ng-lengler-1p1", "ng-ngopt"]
 
 
 def _grow(task: object, data: Observations, latents: np.ndarray) -> Observations:
@@ -52,7 +52,7 @@ def random_regret() -> np.ndarray:
     return np.array([final_regret("random", s, budget=100) for s in range(3)])
 
 
-@pytest.mark.parametrize("name", ["optuna-tpe"])
+@pytest.mark.parametrize("name", ["optuna-tpe", "ng-discrete-1p1", "ng-lengler-1p1"])
 def test_beats_random_search_on_closed_form(name: str, random_regret: np.ndarray) -> None:
     regret = np.array([final_regret(name, s, budget=100) for s in range(3)])
     assert regret.mean() < random_regret.mean()
