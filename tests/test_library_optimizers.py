@@ -7,17 +7,13 @@ import pytest
 
 from bench.core import registry
 from bench.core.optimizer import Observations
+from bench.optimizers.cmaes_embed import NoCodebook
 from bench.store import safe
+from bench.testing.contracts import grown
 from tests.test_baselines import final_regret
 
 #: cheap, library-backed optimizers that replay the data at every call
-REPLAYED = ["optuna-tpe", "optuna-tpe/group", "ng-lengler-1p1", "ng-ngopt"]
-
-
-def _grow(task: object, data: Observations, latents: np.ndarray) -> Observations:
-    scores = task.evaluate(latents).scores  # type: ignore[attr-defined]
-    return Observations(data.space, np.concatenate([data.latents, latents]), np.concatenate([data.scores, scores]),
-                        codebook=data.codebook)
+REPLAYED = ["optuna-tpe", "optuna-tpe/group", "ng-lengler-1p1", "ng-ngopt", "cmaes-embed"]
 
 
 def _rounds(name: str, task_name: str, n_rounds: int, resume_after: int | None) -> list[np.ndarray]:
@@ -34,7 +30,7 @@ def _rounds(name: str, task_name: str, n_rounds: int, resume_after: int | None) 
             optimizer.load_state_dict(state)
         batch = optimizer.propose(3, data).latents
         batches.append(batch)
-        data = _grow(task, data, batch)
+        data = grown(task, data, batch)
     return batches
 
 
@@ -52,7 +48,7 @@ def random_regret() -> np.ndarray:
     return np.array([final_regret("random", s, budget=100) for s in range(3)])
 
 
-@pytest.mark.parametrize("name", ["optuna-tpe", "ng-discrete-1p1", "ng-lengler-1p1"])
+@pytest.mark.parametrize("name", ["optuna-tpe", "ng-discrete-1p1", "ng-lengler-1p1", "cmaes-embed"])
 def test_beats_random_search_on_closed_form(name: str, random_regret: np.ndarray) -> None:
     regret = np.array([final_regret(name, s, budget=100) for s in range(3)])
     assert regret.mean() < random_regret.mean()
@@ -62,3 +58,26 @@ def test_beats_random_search_on_closed_form(name: str, random_regret: np.ndarray
 def test_optuna_gp_finds_the_optimum_of_the_small_task() -> None:
     """The GP path (20 initial points, past the startup trials) finds it in one batch of 5 of 605 unseen latents."""
     assert final_regret("optuna-gp", 0, budget=25, task="closed-form/small") == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cmaes_embed_refuses_a_task_without_codebook() -> None:
+    task = registry.task_spec("closed-form").build(overrides={"code_dim": 0})
+    init = task.initial_data(0, 10)
+    optimizer = registry.optimizer_spec("cmaes-embed").build(task.space, 0)
+    with pytest.raises(NoCodebook, match="exposes no codebook"):
+        optimizer.propose(2, Observations(task.space, init.latents, init.scores, codebook=task.codebook()))
+
+
+def test_cmaes_embed_follows_the_codebook() -> None:
+    """Relabelling the codes (codebook B = A[perm], data relabelled) relabels the proposals the same way."""
+    task = registry.task_spec("closed-form").build()
+    init = task.initial_data(0, 30)
+    codebook = task.codebook()
+    perm = np.random.default_rng(1).permutation(task.space.codebook_size)
+    inverse = np.argsort(perm)
+    first = registry.optimizer_spec("cmaes-embed").build(task.space, 0).propose(
+        4, Observations(task.space, init.latents, init.scores, codebook=codebook))
+    relabelled = registry.optimizer_spec("cmaes-embed").build(task.space, 0).propose(
+        4, Observations(task.space, inverse[init.latents], init.scores, codebook=codebook[perm], version=1))
+    assert first.info[0]["n_duplicates_replaced"] == 0
+    np.testing.assert_array_equal(relabelled.latents, inverse[first.latents])
