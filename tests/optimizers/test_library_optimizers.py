@@ -10,7 +10,7 @@ from bench.core.optimizer import Observations
 from bench.optimizers.cmaes_embed import NoCodebook
 from bench.store import safe
 from bench.testing.contracts import grown
-from tests.test_baselines import final_regret
+from tests.optimizers.test_baselines import final_regret
 
 #: cheap, library-backed optimizers that replay the data at every call
 REPLAYED = ["optuna-tpe", "optuna-tpe/group", "ng-lengler-1p1", "ng-ngopt", "cmaes-embed"]
@@ -81,3 +81,21 @@ def test_cmaes_embed_follows_the_codebook() -> None:
         4, Observations(task.space, inverse[init.latents], init.scores, codebook=codebook[perm], version=1))
     assert first.info[0]["n_duplicates_replaced"] == 0
     np.testing.assert_array_equal(relabelled.latents, inverse[first.latents])
+
+
+def test_botorch_cat_finds_the_optimum_of_the_small_task() -> None:
+    """The categorical GP and trust-region search find it within two batches of 5 (random does not)."""
+    cheap = {"n_neighbours": 32, "n_steps": 5, "fit_maxiter": 30}
+    assert final_regret("botorch-cat", 0, budget=30, task="closed-form/small", overrides=cheap) == pytest.approx(0.0, abs=1e-9)
+    assert final_regret("random", 0, budget=30, task="closed-form/small") > 0.5
+
+
+def test_botorch_cat_trust_region_follows_success_and_failure() -> None:
+    task = registry.task_spec("closed-form").build()
+    optimizer = registry.optimizer_spec("botorch-cat").build(task.space, 0, overrides={"radius_init": 8})
+    for best in (1.0, 2.0, 3.0, 4.0):  # three improvements in a row double the radius
+        optimizer.update_trust_region(best)
+    assert optimizer.radius == 16
+    for _ in range(10):  # ten calls without improvement halve it
+        optimizer.update_trust_region(4.0)
+    assert optimizer.radius == 8
