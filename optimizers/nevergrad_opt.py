@@ -74,7 +74,11 @@ class NevergradOptimizer(ReplayedLibraryOptimizer):
         # A fresh optimizer believes it was never asked: its first ask would be the centre again and
         # schedules driven by the ask count (Lengler's mutation intensity ~ log(t)/t) would restart
         # at every call. An uninterrupted run would have been asked about once per observation.
-        optimizer._num_ask = len(data)
+        # NGOpt delegates to the optimizer it picked (``optim``), which keeps its own count.
+        delegate = optimizer
+        while delegate is not None:
+            delegate._num_ask = len(data)
+            delegate = getattr(delegate, "optim", None)
         asked = np.empty((n, len(sizes)), dtype=np.int64)
         for row in range(n):
             index = np.asarray(optimizer.ask().value, dtype=np.int64) % sizes
