@@ -37,7 +37,8 @@ class SyntheticFacesTask(SmileSyntheticTask):
     def __init__(self, attribute: str = "smile", artifacts: str | None = None, device: str = "auto",
                  n_initial: int | None = None, **options: Any) -> None:
         if attribute not in faces.ATTRIBUTES:
-            raise UserError(f"synthetic-faces: attribute must be one of {', '.join(faces.ATTRIBUTES)}, got {attribute!r}")
+            raise UserError(f"synthetic-faces: attribute must be one of {', '.join(faces.ATTRIBUTES)}, "
+                            f"got {attribute!r}")
         super().__init__(artifacts, device, n_initial, **options)
         self.target_factor = attribute
 
@@ -54,7 +55,8 @@ class SyntheticFacesTask(SmileSyntheticTask):
     def _prepare_hint(self, retrain: bool = False) -> str:
         return f"run `bench prepare --task {self.task_label}{' --retrain' if retrain else ''}`"
 
-    def generate(self, n: int, seed: int, target_range: tuple[float, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def generate(self, n: int, seed: int,
+                 target_range: tuple[float, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Faces with all five attributes, the task's own one in ``target_range``."""
         return faces.generate_attributes(n, seed, self.target_factor, target_range)
 
@@ -75,6 +77,10 @@ class SyntheticFacesTask(SmileSyntheticTask):
     def validity_checks(self, quick: bool = False) -> dict[str, Any]:
         """The smile-synthetic checks for this attribute, plus the nuisance check's figures."""
         result = super().validity_checks(quick)
+        figures = result["figures"]
+        for key in [k for k in figures if "smile" in k]:  # smile-synthetic's names, said of this attribute
+            renamed = key.replace("true_smile", "true_attribute").replace("high_smiles", "high_degrees")
+            figures[renamed] = figures.pop(key)
         n = self.training_settings(quick).n_test_images
         images, factors = self.faces("test-full", n, self.split_seed("nuisance"))
         result["figures"].update(nuisance_figures(self.score_images(images), factors, self.target_factor))
@@ -84,7 +90,7 @@ class SyntheticFacesTask(SmileSyntheticTask):
 def nuisance_figures(scores: np.ndarray, factors: dict[str, np.ndarray], target: str) -> dict[str, float]:
     """Held-out R^2 (3-fold) of the scores predicted from everything but ``target`` and from ``target`` alone."""
     from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.model_selection import cross_val_score
+    from sklearn.model_selection import KFold, cross_val_score
     from threadpoolctl import threadpool_limits
 
     others = [a for a in faces.ATTRIBUTES if a != target]
@@ -95,5 +101,6 @@ def nuisance_figures(scores: np.ndarray, factors: dict[str, np.ndarray], target:
     for key, x in (("nuisance_r2", nuisances), ("attribute_r2", own)):
         model = HistGradientBoostingRegressor(max_iter=60, random_state=0)
         with threadpool_limits(1):  # OpenMP threads spin badly on a shared machine
-            out[key] = float(cross_val_score(model, x, scores, cv=3, scoring="r2").mean())
+            folds = KFold(3, shuffle=True, random_state=0)  # faces may come sorted by anything
+            out[key] = float(cross_val_score(model, x, scores, cv=folds, scoring="r2").mean())
     return out

@@ -79,3 +79,21 @@ def test_nuisance_figures_tell_an_attribute_scorer_from_a_nuisance_scorer() -> N
     assert honest["attribute_r2"] > 0.95 and honest["nuisance_r2"] < 0.05
     cheating = nuisance_figures(factors["bangs"] + factors["age"], factors, "bangs")
     assert cheating["nuisance_r2"] > 0.3
+
+
+def test_twin_checks_add_the_nuisance_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin's extra figures, with the generic checks stubbed (they need trained models)."""
+    from bench.tasks.smile_synthetic import SmileSyntheticTask
+
+    stub = {"checks": {}, "figures": {"recon_score_vs_true_smile_corr_full_range": 0.5}, "passed": True}
+    monkeypatch.setattr(SmileSyntheticTask, "validity_checks", lambda self, quick=False: stub)
+    task = task_spec("synthetic-faces/beard").build(overrides={"device": "cpu"})
+    beard = np.clip(np.arange(64) / 64 * 5, 0, 5)
+    def stub_faces(split: str, n: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return np.zeros((n, 3, 64, 64), np.float32), {**faces.generate_attributes(n, seed)[1], "beard": beard}
+
+    monkeypatch.setattr(task, "faces", stub_faces)
+    monkeypatch.setattr(task, "score_images", lambda images: beard * 2.0)  # a scorer of the beard only
+    figures = task.validity_checks(quick=True)["figures"]
+    assert figures["recon_score_vs_true_attribute_corr_full_range"] == 0.5
+    assert figures["attribute_r2"] > 0.7 and figures["nuisance_r2"] < 0.1  # 64 faces: a coarse fit
