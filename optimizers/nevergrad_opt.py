@@ -46,8 +46,13 @@ def _nevergrad() -> Any:
     return nevergrad
 
 
+# one class, four registrations: the nevergrad algorithm is the only difference
+@register_optimizer("ng-discrete-1p1", package="nevergrad", algorithm="DiscreteOnePlusOne")
+@register_optimizer("ng-lengler-1p1", package="nevergrad", algorithm="DiscreteLenglerOnePlusOne")
+@register_optimizer("ng-portfolio", package="nevergrad", algorithm="PortfolioDiscreteOnePlusOne")
+@register_optimizer("ng-ngopt", package="nevergrad", algorithm="NGOpt")
 class NevergradOptimizer(ReplayedLibraryOptimizer):
-    """A nevergrad optimizer (by registry name) over one unordered Choice per free position."""
+    """A nevergrad optimizer (parameter ``algorithm``) over one unordered Choice per grid position."""
 
     solver = "nevergrad"
 
@@ -84,31 +89,3 @@ class NevergradOptimizer(ReplayedLibraryOptimizer):
             index = np.asarray(optimizer.ask().value, dtype=np.int64) % sizes
             asked[row] = [codes[i] for codes, i in zip(positions.categories, index)]
         return asked, {"algorithm": self.algorithm, "n_told": len(data)}
-
-
-@register_optimizer("ng-discrete-1p1", package="nevergrad", algorithm="DiscreteOnePlusOne")
-class NevergradDiscreteOnePlusOne(NevergradOptimizer):
-    """Nevergrad's DiscreteOnePlusOne (uniform resampling mutation) over one Choice per position."""
-
-    solver = "ng-discrete-1p1"
-
-
-@register_optimizer("ng-lengler-1p1", package="nevergrad", algorithm="DiscreteLenglerOnePlusOne")
-class NevergradLenglerOnePlusOne(NevergradOptimizer):
-    """Nevergrad's DiscreteLenglerOnePlusOne (Lengler's mutation-rate schedule) over one Choice per position."""
-
-    solver = "ng-lengler-1p1"
-
-
-@register_optimizer("ng-portfolio", package="nevergrad", algorithm="PortfolioDiscreteOnePlusOne")
-class NevergradPortfolio(NevergradOptimizer):
-    """Nevergrad's PortfolioDiscreteOnePlusOne (a portfolio of mutation rates) over one Choice per position."""
-
-    solver = "ng-portfolio"
-
-
-@register_optimizer("ng-ngopt", package="nevergrad", algorithm="NGOpt")
-class NevergradNGOpt(NevergradOptimizer):
-    """Nevergrad's NGOpt wizard (it picks an algorithm from the dimension, budget and workers)."""
-
-    solver = "ng-ngopt"
