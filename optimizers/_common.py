@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from bench.core.optimizer import Observations
+from bench.core.optimizer import Observations, Optimizer, Proposal
+from bench.core.space import CodeGrid
 
 
 def latent_key(latent: np.ndarray) -> bytes:
@@ -88,3 +91,82 @@ class PositionCategories:
         candidates = allowed | seen
         free = np.flatnonzero(candidates.sum(axis=1) > 1)
         return cls(allowed, [np.flatnonzero(candidates[p]) for p in free], free, allowed.argmax(axis=1))
+
+
+def repair_and_dedupe(asked: np.ndarray, allowed: np.ndarray, data: Observations,
+                      rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Make a library's (n, P) flat proposals valid, new and distinct.
+
+    Codes the mask forbids (a library may propose a code it was only told through the data) are
+    replaced by a uniform allowed code; latents already in ``data`` or repeated in the batch are
+    replaced by fresh uniform draws. Returns the flat latents and the counts of both repairs.
+    """
+    space = data.space
+    bad = ~allowed[np.arange(allowed.shape[0])[None, :], asked]
+    n_repaired = int(bad.any(axis=1).sum())
+    if bad.any():
+        fresh = space.sample(len(asked), rng).reshape(len(asked), -1)
+        asked = np.where(bad, fresh, asked)
+    seen = {latent_key(z) for z in data.flat}
+    kept: list[np.ndarray] = []
+    for z in asked:
+        if latent_key(z) not in seen:
+            seen.add(latent_key(z))
+            kept.append(z)
+    n_replaced = len(asked) - len(kept)
+    if n_replaced:
+        known = np.concatenate([data.flat, np.stack(kept)]) if kept else data.flat
+        shape = space.shape
+        fill = distinct_batch(n_replaced, Observations(space, known.reshape(-1, *shape), np.zeros(len(known))),
+                              lambda m: space.sample(m, rng)).reshape(n_replaced, -1)
+        kept.extend(fill)
+    return np.stack(kept).astype(np.int64), {"n_repaired": n_repaired, "n_duplicates_replaced": n_replaced}
+
+
+def call_seed(seed: int, call: int) -> int:
+    """A 31-bit seed for a library's RNG at the ``call``-th proposal of a run seeded ``seed``."""
+    return int(np.random.SeedSequence([int(seed), int(call)]).generate_state(1)[0] >> 1)
+
+
+class ReplayedLibraryOptimizer(Optimizer):
+    """An optimizer library rebuilt from the current data at every :meth:`propose`.
+
+    The library object (study, optimizer, evolution strategy) is never kept: each call builds it
+    afresh, seeded with :func:`call_seed` of (seed, number of calls so far), tells it every
+    observation in order (the initial design included) and asks it for ``n`` points. The state
+    is therefore plain data (the seed and the call count), a resumed run proposes exactly what an
+    uninterrupted one does, and data the harness re-encoded after retraining are simply the data
+    of the next call. Library warnings are recorded (count and first message in the proposal's
+    info) instead of being printed at every call.
+
+    Subclasses set :attr:`solver` and implement :meth:`ask_free`, which sees only the positions
+    with more than one category (:class:`PositionCategories`); fixed positions keep their code.
+    """
+
+    #: name written to the proposal info
+    solver: ClassVar[str] = ""
+
+    def __init__(self, space: CodeGrid, seed: int) -> None:
+        super().__init__(space, seed)
+        self.calls = 0
+
+    @abstractmethod
+    def ask_free(self, n: int, data: Observations, positions: PositionCategories,
+                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """(n, number of free positions) codes from the library seeded ``seed``, and diagnostics."""
+
+    def propose(self, n: int, data: Observations) -> Proposal:
+        """Rebuild the library from ``data``, ask it for ``n`` points, repair and dedupe them."""
+        seed = call_seed(self.seed, self.calls)
+        self.calls += 1
+        positions = PositionCategories.of(data)
+        asked = np.tile(positions.fixed, (n, 1))
+        details: dict[str, Any] = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if len(positions.free):
+                asked[:, positions.free], details = self.ask_free(n, data, positions, seed)
+        out, repairs = repair_and_dedupe(asked, positions.allowed, data, np.random.default_rng(seed))
+        info = {"solver": self.solver, "library_seed": seed, **details, **repairs, "n_warnings": len(caught),
+                "first_warning": str(caught[0].message)[:200] if caught else ""}
+        return Proposal(out.reshape(n, *data.space.shape), (info,))

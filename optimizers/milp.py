@@ -48,6 +48,10 @@ EXPLORATION_MODES = ("none", "bonus", "penalty")
 VALUE_TOLERANCE = 1e-5
 
 
+class AcquisitionTimeLimit(RuntimeError):
+    """The opt-in wall-clock limit stopped a solve before any feasible point: load-dependent."""
+
+
 @dataclass
 class MilpResult:
     """Outcome of one acquisition solve.
@@ -457,7 +461,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     if info.primal_solution_status != 2:  # no feasible solution found
-        raise RuntimeError(f"acquisition MILP found no feasible point (status: {status})")
+        error = AcquisitionTimeLimit if status == "Time limit reached" else RuntimeError
+        raise error(f"acquisition MILP found no feasible point (status: {status})")
     x = np.asarray(h.getSolution().col_value)
     latent, choice = _decode(x, groups, kept, fill, allowed, rng)
     result = _result(latent, status, float(info.objective_function_value), float(info.mip_dual_bound),

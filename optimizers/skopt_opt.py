@@ -43,7 +43,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from bench.core.optimizer import Observations, Optimizer, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
-from bench.optimizers._common import PositionCategories, distinct_batch, latent_key
+from bench.optimizers._common import PositionCategories, repair_and_dedupe
 
 Transform = Literal["auto", "onehot", "label"]
 
@@ -174,34 +174,9 @@ class SkoptOptimizer(Optimizer):
                 asked.append(z)
         else:
             asked = [latent.copy() for _ in range(n)]
-        out, info = self._repair_and_dedupe(np.stack(asked), allowed, data)
+        out, repairs = repair_and_dedupe(np.stack(asked), allowed, data, self.rng)
+        info = {"solver": f"skopt-{self.base_estimator.lower()}", **repairs}
         return Proposal(out.reshape(n, *space.shape), (info,))
-
-    def _repair_and_dedupe(self, asked: np.ndarray, allowed: np.ndarray,
-                           data: Observations) -> tuple[np.ndarray, dict[str, Any]]:
-        """Replace forbidden codes by allowed ones, then repeated latents by fresh uniform draws."""
-        space = data.space
-        bad = ~allowed[np.arange(allowed.shape[0])[None, :], asked]
-        n_repaired = int(bad.any(axis=1).sum())
-        if bad.any():
-            fresh = space.sample(len(asked), self.rng).reshape(len(asked), -1)
-            asked = np.where(bad, fresh, asked)
-        seen = {latent_key(z) for z in data.flat}
-        kept: list[np.ndarray] = []
-        for z in asked:
-            if latent_key(z) not in seen:
-                seen.add(latent_key(z))
-                kept.append(z)
-        n_replaced = len(asked) - len(kept)
-        if n_replaced:
-            known = np.concatenate([data.flat, np.stack(kept)]) if kept else data.flat
-            shape = space.shape
-            fill = distinct_batch(n_replaced, Observations(space, known.reshape(-1, *shape), np.zeros(len(known))),
-                                  lambda m: space.sample(m, self.rng)).reshape(n_replaced, -1)
-            kept.extend(fill)
-        info = {"solver": f"skopt-{self.base_estimator.lower()}", "n_repaired": n_repaired,
-                "n_duplicates_replaced": n_replaced}
-        return np.stack(kept).astype(np.int64), info
 
 
 @register_optimizer("skopt-rf", package="scikit-optimize", base_estimator="RF")

@@ -35,7 +35,7 @@ from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, latent_key, mutate
 from bench.optimizers.local_acquisition import local_search_acquisition
-from bench.optimizers.milp import EXPLORATION_MODES, solve_acquisition
+from bench.optimizers.milp import EXPLORATION_MODES, AcquisitionTimeLimit, solve_acquisition
 from bench.optimizers.tree_ensemble import TreeEnsemble, from_catboost, from_lightgbm, from_xgboost
 
 LIBRARIES = ("lightgbm", "xgboost", "catboost")
@@ -233,7 +233,8 @@ class TreeEnsembleBO(Optimizer):
                     else:
                         info["fallback"] = "MILP returned a known latent"
                 except Exception as exc:  # noqa: BLE001 - a failed solve falls back, and says so
-                    info.update({"status": "error", "fallback": f"{type(exc).__name__}: {exc}"})
+                    info.update({"status": "error", "fallback": f"{type(exc).__name__}: {exc}",
+                                 "time_limited": isinstance(exc, AcquisitionTimeLimit)})
             if choice is None:
                 fresh = [r for r in local if latent_key(r.latent) not in seen]
                 if fresh:

@@ -24,12 +24,15 @@ class ClosedFormTask(Task):
     weight w_p (decaying, shuffled); every table entry is drawn below its maximum except at the
     hidden optimum z*, where every term is maximal, so z* is the unique maximiser and
     f* = sum_p w_p + interaction * (number of neighbour pairs) is known exactly.
+
+    :meth:`codebook` exposes ``code_dim``-dimensional code vectors (seeded Gaussian, unrelated to
+    f; ``code_dim=0`` exposes none) so that embedding-space optimizers can run here too.
     """
 
     default_n_initial = 20
 
     def __init__(self, height: int = 4, width: int = 4, codebook_size: int = 16, interaction: float = 0.5,
-                 instance_seed: int = 0, n_initial: int = 20) -> None:
+                 instance_seed: int = 0, n_initial: int = 20, code_dim: int = 8) -> None:
         self._space = CodeGrid(height, width, codebook_size)
         self.interaction = float(interaction)
         self.instance_seed = int(instance_seed)
@@ -49,6 +52,13 @@ class ClosedFormTask(Task):
             self.interaction
         )
         self.optimum_value = float(self.weights.sum() + self.interaction * len(self.pairs))
+        self.code_dim = int(code_dim)
+        vectors = np.random.default_rng(np.random.SeedSequence([self.instance_seed, 11]))
+        self.code_vectors = vectors.standard_normal((codebook_size, self.code_dim)) if self.code_dim else None
+
+    def codebook(self) -> np.ndarray | None:
+        """The synthetic code vectors, (codebook_size, code_dim), or None when ``code_dim`` is 0."""
+        return None if self.code_vectors is None else self.code_vectors.copy()
 
     @property
     def space(self) -> CodeGrid:
@@ -79,4 +89,6 @@ class ClosedFormTask(Task):
 
     def fingerprint(self) -> bytes:
         s = self._space
-        return f"closed-form:{s.height}x{s.width}x{s.codebook_size}:{self.interaction}:{self.instance_seed}".encode()
+        # the code vectors do not change f; a non-default code_dim is named so runs stay apart
+        extra = "" if self.code_dim == 8 else f":code_dim={self.code_dim}"
+        return f"closed-form:{s.height}x{s.width}x{s.codebook_size}:{self.interaction}:{self.instance_seed}{extra}".encode()

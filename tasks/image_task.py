@@ -105,10 +105,12 @@ class VQImageTask(RetrainableTask):
     def __init__(self, artifacts: str | None = None, device: str = "auto", n_initial: int | None = None, *,
                  min_psnr_db: float | None = None, min_codebook_usage: float | None = None,
                  min_survival_corr: float | None = None, metric_features: str | None = None,
-                 inception_weights: str | None = None, metric_reference_n: int | None = None) -> None:
+                 inception_weights: str | None = None, inception_download: bool = False,
+                 metric_reference_n: int | None = None) -> None:
         self._artifacts = Path(artifacts).expanduser() if artifacts else None
-        # Metric settings are task parameters so they enter the run id (the environment
-        # variables of tasks.metrics are only the fallback).
+        # Metric settings are task parameters so they enter the run id (tasks.metrics reads them
+        # from the task; nothing is read from the environment).
+        self.inception_download = bool(inception_download)
         for key, value in (("metric_features", metric_features), ("inception_weights", inception_weights),
                            ("metric_reference_n", metric_reference_n)):
             if value is not None:

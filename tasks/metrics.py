@@ -432,7 +432,7 @@ def _setting(task: Any, attribute: str, default: Any) -> Any:
 
 
 def configured_extractors(task: Any) -> list[FeatureExtractor]:
-    """The task's feature extractors: ``metric_features`` / ``$BENCH_METRIC_FEATURES`` ("task", "inception").
+    """The task's feature extractors, from its ``metric_features`` parameter ("task", "inception").
 
     Built once per task object and kept on it (``_metric_extractors``), since loading Inception
     is expensive. Default: task features only.
@@ -466,8 +466,7 @@ def image_set_metrics(task: Any, images: np.ndarray, subset: str, *,
 
     Used by ``VQImageTask.set_metrics``. ``task`` needs ``name``, ``training_images(split, n,
     seed)`` and, for task features, ``feature_network()``. Defaults come from the task's
-    ``metric_references`` / ``metric_reference_n`` attributes, else ``$BENCH_METRIC_REFERENCE_N``,
-    else ("reference-high", "reference-train") and 2,000 images. Each row holds the metric, value,
+    ``metric_references`` / ``metric_reference_n`` attributes, else ("reference-high", "reference-train") and 2,000 images. Each row holds the metric, value,
     std (KID: across subsets), n (images in the set), reference name, reference_n, the feature
     label and whether it is reportable. ``subset`` (e.g. "top", "last") is only echoed.
     """

@@ -3,7 +3,9 @@
 ``propose`` runs in a worker thread while the run's own thread waits for it:
 
 * anything raised *inside* ``propose`` (an exception, ``sys.exit``) is the optimizer's doing and
-  comes back as an :class:`OptimizerFailure` (``MemoryError`` is re-raised as it is);
+  comes back as an :class:`OptimizerFailure` (``MemoryError`` is re-raised as it is); it is
+  ``fatal`` for ``sys.exit`` and for a :class:`~bench.core.errors.UserError` (a configuration
+  the optimizer refuses, e.g. a task without the capability it needs: retrying cannot help);
 * anything raised in the waiting thread (``KeyboardInterrupt``, a cluster's time-out signal
   handler such as submitit's ``UncompletedJobError``) is control flow and propagates untouched:
   signals are only ever delivered to the main thread, never into the optimizer's code;
@@ -18,6 +20,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+from bench.core.errors import UserError
+
 T = TypeVar("T")
 
 #: seconds between checks of the worker while waiting (signals are handled between checks)
@@ -31,7 +35,8 @@ class OptimizerFailure(Exception):
         super().__init__(message)
         self.message = message
         self.trace = trace
-        #: True for ``SystemExit``: the optimizer tried to end the process; the run fails at once
+        #: True for ``SystemExit`` (the optimizer tried to end the process) and ``UserError`` (it
+        #: refuses the configuration): the run fails at once
         self.fatal = fatal
 
 
@@ -76,5 +81,7 @@ def call_guarded(fn: Callable[[], T], time_limit_s: float | None, name: str = "p
     if isinstance(error, SystemExit):
         raise OptimizerFailure(f"{name} called sys.exit({error.code!r})", outcome.trace, fatal=True)
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, UserError):
+        raise OptimizerFailure(first, outcome.trace, fatal=True)
     raise OptimizerFailure(f"{type(error).__name__}: {first}".rstrip(": "), outcome.trace,
                            fatal=not isinstance(error, Exception))

@@ -238,7 +238,7 @@ class _Run:
         except (OptimizerFailure, InvalidLatents, ProposalTimeout) as exc:
             timed_out = isinstance(exc, ProposalTimeout)
             if isinstance(exc, OptimizerFailure) and exc.fatal:
-                raise RunFailed(f"optimizer {self.config.optimizer!r} crashed: {exc.message}") from None
+                raise RunFailed(f"optimizer {self.config.optimizer!r} stopped the run: {exc.message}") from None
             if timed_out and limits.on_timeout == "fail":
                 raise RunFailed(f"optimizer {self.config.optimizer!r}: {exc} (proposal time limit; "
                                 "raise limits.time_limit_s or set limits.on_timeout = 'fallback')") from None

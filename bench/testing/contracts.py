@@ -38,8 +38,15 @@ def _build_task(name: str, params: dict[str, Any] | None = None) -> Task:
 
 
 def _observations(task: Task, seed: int, n: int) -> Observations:
+    """The initial design as the run loop hands it to optimizers (with the task's codebook, if any)."""
     init = task.initial_data(seed, n)
-    return Observations(task.space, init.latents, init.scores)
+    return Observations(task.space, init.latents, init.scores, codebook=task.codebook())
+
+
+def grown(task: Task, data: Observations, latents: np.ndarray) -> Observations:
+    """``data`` plus ``latents`` and their scores."""
+    return Observations(data.space, np.concatenate([data.latents, latents]),
+                        np.concatenate([data.scores, task.evaluate(latents).scores]), codebook=data.codebook)
 
 
 def two_rounds(name: str, seed: int, task_name: str, overrides: dict[str, Any] | None, batch: int,
@@ -49,9 +56,7 @@ def two_rounds(name: str, seed: int, task_name: str, overrides: dict[str, Any] |
     data = _observations(task, 0, n_initial)
     optimizer = registry.optimizer_spec(name).build(task.space, seed, overrides=overrides)
     first = optimizer.propose(batch, data).latents
-    grown = Observations(task.space, np.concatenate([data.latents, first]),
-                         np.concatenate([data.scores, task.evaluate(first).scores]))
-    return first, optimizer.propose(batch, grown).latents
+    return first, optimizer.propose(batch, grown(task, data, first)).latents
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,7 +134,7 @@ class OptimizerContract:
         mask[..., ::2] = True  # even codes only
         masked = task.space.with_mask(mask)
         latents = data.latents - data.latents % 2
-        masked_data = Observations(masked, latents, task.evaluate(latents).scores)
+        masked_data = Observations(masked, latents, task.evaluate(latents).scores, codebook=task.codebook())
         masked.validate(self.build(optimizer_name, masked).propose(self.batch, masked_data).latents, n=self.batch)
 
     def test_same_seed_same_proposals(self, optimizer_name: str) -> None:
@@ -163,12 +168,11 @@ class OptimizerContract:
         optimizer = self.build(optimizer_name, task.space)
         first = optimizer.propose(self.batch, data).latents
         state = safe.loads(safe.dumps(optimizer.state_dict()))  # through the checkpoint format
-        grown = Observations(task.space, np.concatenate([data.latents, first]),
-                             np.concatenate([data.scores, task.evaluate(first).scores]))
+        more = grown(task, data, first)
         restored = self.build(optimizer_name, task.space)
         restored.load_state_dict(state)
-        np.testing.assert_array_equal(optimizer.propose(self.batch, grown).latents,
-                                      restored.propose(self.batch, grown).latents)
+        np.testing.assert_array_equal(optimizer.propose(self.batch, more).latents,
+                                      restored.propose(self.batch, more).latents)
 
     def test_proposals_are_distinct_and_new(self, optimizer_name: str) -> None:
         task = _build_task(self.task_name)

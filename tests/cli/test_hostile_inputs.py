@@ -43,6 +43,8 @@ CASES: list[tuple[str, list[str], str]] = [
                               "distribution=gaussian", "--out", "{tmp}/o"], "distribution"),
     ("word for a task number", RUN + ["--task-opt", "height=banana", "--out", "{tmp}/o"], "height"),
     ("unknown task parameter", RUN + ["--task-opt", "nope=1", "--out", "{tmp}/o"], "nope"),
+    ("word for a task switch", ["run", "--task", "smile-synthetic", "--optimizer", "random", "--task-opt",
+                                "inception_download=maybe", "--out", "{tmp}/o"], "inception_download"),
     ("negative rank weight", RUN + ["--retrain-k", "-1", "--out", "{tmp}/o"], "retrain.k"),
     ("zero retrain interval", RUN + ["--retrain-every", "0", "--out", "{tmp}/o"], "retrain.every"),
     ("retraining a task without a model", RUN + ["--retrain-every", "2", "--out", "{tmp}/o"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -12,12 +14,14 @@ from bench.core.registry import optimizer_spec, task_spec
 SEEDS = range(4)
 
 
-def final_regret(optimizer: str, seed: int, budget: int = 150, task: str = "closed-form") -> float:
+def final_regret(optimizer: str, seed: int, budget: int = 150, task: str = "closed-form",
+                 overrides: dict[str, Any] | None = None) -> float:
     """Regret of the best point after ``budget`` queries in batches of 5."""
     problem = task_spec(task).build()
     config = RunConfig(task=task, optimizer=optimizer, seed=seed, budget=budget, batch_size=5)
     best = -np.inf
-    for result in run(problem, optimizer_spec(optimizer).build(problem.space, seed), config, preset_hash=""):
+    built = optimizer_spec(optimizer).build(problem.space, seed, overrides=overrides)
+    for result in run(problem, built, config, preset_hash=""):
         best = result.state.best
     return problem.optimum_value - best
 

@@ -18,4 +18,9 @@ class TestEveryRegisteredOptimizer(OptimizerContract):
                              if spec.target.startswith("bench.optimizers."))
     # Presets whose point is a large-scale configuration run a cheap stand-in here: the contract
     # is about seeding and state, not scale.
-    overrides: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, dict[str, Any]] = {
+        # the GP's acquisition search costs seconds per ask on 16 positions; its GP path is checked
+        # on a small grid in tests/optimizers/test_library_optimizers.py
+        "optuna-gp": {"n_startup_trials": 100},
+        "botorch-cat": {"n_neighbours": 16, "n_steps": 3, "fit_maxiter": 10},
+    }

@@ -92,3 +92,17 @@ def test_paper_preset_fits_on_best_and_random_subset() -> None:
     opt = TreeEnsembleBO(data.space, 0, fit_top=5, fit_random=10)
     rows = opt._training_rows(data)
     assert len(rows) == 15 and set(data.top(5)) <= set(rows)
+
+
+def test_no_preset_has_a_wall_clock_limit() -> None:
+    for name in ("lgbm-milp/demo", "xgb-milp/demo", "catboost-milp/demo", "lgbm-ls/demo", "lgbm-milp/paper"):
+        opt = registry.optimizer_spec(name).build(_data().space, 0)
+        assert opt.time_limit is None, name
+
+
+def test_a_time_limit_that_fires_flags_the_proposal_load_dependent() -> None:
+    data = _data()
+    timed = TreeEnsembleBO(data.space, 0, n_trees=40, time_limit=1e-9).propose(1, data)
+    assert timed.load_dependent and timed.info[0]["time_limited"]
+    limited = TreeEnsembleBO(data.space, 0, n_trees=40, max_nodes=1).propose(1, data)
+    assert not limited.load_dependent and not limited.info[0]["time_limited"]

@@ -27,6 +27,7 @@ from bench.core.config import RunConfig
 from bench.run.runner import execute_run, run_folder
 from bench.store import safe
 from bench.store.locks import FolderLock
+from bench.store.run_folder import iter_run_folders
 from bench.sweep.launch import launch
 from bench.sweep.profiles import Profile
 from bench.sweep.spec import parse_spec
@@ -317,3 +318,15 @@ def test_extend_continues_a_run_on_purpose_and_says_so(tmp_path: Path) -> None:
     assert records[C.QUERY].max() == 7
     runs = load_sweep(tmp_path).runs
     assert bool(runs.loc[0, "complete"]) and "extended from 4 to 7" in runs.loc[0, "note"]
+
+
+def test_a_refusal_inside_propose_fails_the_run_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """cmaes-embed refuses a task without a codebook (a UserError): no random fallback batches."""
+    argv = ["run", "--task", "closed-form", "--task-opt", "code_dim=0", "--optimizer", "cmaes-embed",
+            "--budget", "6", "--out", str(tmp_path), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "codebook" in err and "Traceback" not in err
+    folder = next(iter_run_folders(tmp_path))
+    assert folder.status() == C.STATUS_FAILED
+    assert not folder.file(C.RECORDS_FILE).exists() or not folder.read_records()[C.IS_FALLBACK].any()
