@@ -61,7 +61,8 @@ class MilpResult:
     ``gap`` the relative gap between them; ``mean`` and ``distance`` are the latent's.
     ``time_limited`` says that the opt-in wall-clock limit stopped a solve (the answer then
     depends on machine load); ``model_value`` and ``choice`` are internal (the latent's value in the
-    last model, and the codes each position could take for the same value). ``solve_s`` is HiGHS's run; ``build_s`` everything else (building the
+    last model, and the codes each position could take for the same value). ``solve_s`` is
+    HiGHS's run; ``build_s`` everything else (building the
     model, handing it over, decoding the solution), summed over lazy rounds. ``status`` is
     HiGHS's model status text ("Optimal", "Solution limit reached" for the node limit, "Time limit
     reached", ...), "Lazy round limit reached", "Gap not closed" (HiGHS said optimal but the

@@ -42,7 +42,8 @@ def test_unknown_case_is_a_user_error() -> None:
 
 def test_paper_summary_amortises_retraining_and_projects_500_queries() -> None:
     parts = [{"fit_s": 2.0, "build_s": 1.0, "solve_s": 3.0, "propose_s": 7.0, "decode_score_s": 0.5,
-              "retrain_s": 10.0 if q % 5 == 4 else 0.0, "status": "Optimal", "gap": 0.0} for q in range(10)]
+              "retrain_s": 10.0 if q % 5 == 4 else 0.0, "status": "Optimal", "gap": 0.0,
+              "step_s": 8.0, "step_cpu_s": 7.5} for q in range(10)]
     config = paper_config(10, 10_000, 0, "smile-synthetic")
     summary = summarize(parts, 60.0, config)
     assert summary["retrain_s_per_query_amortised"] == pytest.approx(2.0)
