@@ -93,7 +93,7 @@ class MilpResult:
         return self.status in ("Optimal", "trivial")
 
     def info(self) -> dict[str, Any]:
-        """Plain-dict summary for ``Optimizer.last_info``."""
+        """Plain-dict summary for ``Proposal.info``."""
         return {"status": self.status, "objective": self.objective, "bound": self.bound, "gap": self.gap,
                 "solve_s": self.solve_s, "build_s": self.build_s, "pred_mean": self.mean,
                 "distance": self.distance, "n_vars": self.n_vars, "n_binaries": self.n_binaries,

@@ -1,4 +1,4 @@
-"""`bench report` on synthetic run folders with known values, written with the bench.records writers.
+"""`bench report` on synthetic run folders with known values, written with bench.testing.runs.
 
 Sweep "toy" (budget 4 queries after 2 initial points, seeds 0..5):
 - ``good``:   queries 2, 3, 4, 10 (+ seed) -> best@25/50/100 % = 2/3/10 + seed; 0.5 s per proposal;

@@ -1,4 +1,4 @@
-"""Weighted retraining inside runs (bench.experiment), with a fake retrainable task that trains nothing.
+"""Weighted retraining inside runs (bench.run.loop), with a fake retrainable task that trains nothing.
 
 The fake "model" quantises grey 4x4 images to K levels and adds a code offset that every
 fine-tune changes (by an amount that depends on the fine-tune seed), so a stale encoding,
