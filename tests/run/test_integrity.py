@@ -149,7 +149,10 @@ def test_ctrl_c_inside_propose_fails_the_run_and_a_rerun_resumes_it(tmp_path: Pa
     marker = tmp_path / "marker"
     args = ["run", "--task", "closed-form/small", "--optimizer", "test-sleepy", "--budget", "6", "--n-initial", "4",
             "--opt", f"marker={str(marker)!r}", "--out", str(tmp_path / "out"), "-q"]
-    code = f"import sys, tests.plugins; from bench.cli.main import main; sys.exit(main({args!r}))"
+    # Ctrl-C as in a terminal: a test runner started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and Python then keeps it ignored (no KeyboardInterrupt at all).
+    code = ("import signal, sys, tests.plugins; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"from bench.cli.main import main; sys.exit(main({args!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not marker.exists() or not marker.read_text().strip():
