@@ -151,22 +151,27 @@ class ReplayedLibraryOptimizer(Optimizer):
         self.calls = 0
 
     @abstractmethod
-    def ask_free(self, n: int, data: Observations, positions: PositionCategories,
-                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-        """(n, number of free positions) codes from the library seeded ``seed``, and diagnostics."""
+    def ask_free(self, n: int, data: Observations, positions: PositionCategories, seed: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        """(n, number of free positions) codes from the library seeded ``seed``, and diagnostics.
+
+        ``rng`` is a generator from the same seed for the optimizer's own draws; the batch is
+        repaired with it afterwards (see :func:`repair_and_dedupe`).
+        """
 
     def propose(self, n: int, data: Observations) -> Proposal:
         """Rebuild the library from ``data``, ask it for ``n`` points, repair and dedupe them."""
         seed = call_seed(self.seed, self.calls)
         self.calls += 1
+        rng = np.random.default_rng(seed)
         positions = PositionCategories.of(data)
         asked = np.tile(positions.fixed, (n, 1))
         details: dict[str, Any] = {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if len(positions.free):
-                asked[:, positions.free], details = self.ask_free(n, data, positions, seed)
-        out, repairs = repair_and_dedupe(asked, positions.allowed, data, np.random.default_rng(seed))
+                asked[:, positions.free], details = self.ask_free(n, data, positions, seed, rng)
+        out, repairs = repair_and_dedupe(asked, positions.allowed, data, rng)
         info = {"solver": self.solver, "library_seed": seed, **details, **repairs, "n_warnings": len(caught),
                 "first_warning": str(caught[0].message)[:200] if caught else ""}
         return Proposal(out.reshape(n, *data.space.shape), (info,))

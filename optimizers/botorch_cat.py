@@ -27,23 +27,15 @@ propose`` (figures in docs/optimizers.md).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
-from bench.core.optimizer import Observations, Optimizer, Proposal
+from bench.core.devices import resolve_device
+from bench.core.optimizer import Observations, Proposal
 from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
-from bench.optimizers._common import PositionCategories, call_seed, latent_key, repair_and_dedupe
-
-
-def _device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from bench.optimizers._common import PositionCategories, ReplayedLibraryOptimizer, latent_key
 
 
 def fit_categorical_gp(x: np.ndarray, y: np.ndarray, device: Any, maxiter: int) -> Any:
@@ -64,8 +56,14 @@ def fit_categorical_gp(x: np.ndarray, y: np.ndarray, device: Any, maxiter: int) 
 
 
 @register_optimizer("botorch-cat", package="botorch")
-class BotorchCategorical(Optimizer):
-    """BoTorch GP with a categorical (Hamming) kernel; EI or UCB by local search in a Hamming trust region."""
+class BotorchCategorical(ReplayedLibraryOptimizer):
+    """BoTorch GP with a categorical (Hamming) kernel; EI or UCB by local search in a Hamming trust region.
+
+    The GP is refitted from the data at every call (:class:`ReplayedLibraryOptimizer`); only the
+    trust region's radius and counters carry over between calls.
+    """
+
+    solver = "botorch-cat"
 
     def __init__(self, space: CodeGrid, seed: int, acquisition: str = "ei", beta: float = 2.0, max_train: int = 250,
                  radius_init: int = 20, success_tolerance: int = 3, failure_tolerance: int = 10,
@@ -79,7 +77,7 @@ class BotorchCategorical(Optimizer):
         self.success_tolerance, self.failure_tolerance = int(success_tolerance), int(failure_tolerance)
         self.n_restarts, self.n_neighbours, self.n_steps = int(n_restarts), int(n_neighbours), int(n_steps)
         self.fit_maxiter, self.device = int(fit_maxiter), device
-        self.calls, self.radius, self.successes, self.failures = 0, self.radius_init, 0, 0
+        self.radius, self.successes, self.failures = self.radius_init, 0, 0
         self.last_best: float | None = None
 
     def update_trust_region(self, best: float) -> None:
@@ -96,39 +94,26 @@ class BotorchCategorical(Optimizer):
         self.last_best = best
 
     def propose(self, n: int, data: Observations) -> Proposal:
-        """Fit the GP near the incumbent, then local-search the acquisition inside the trust region."""
-        seed = call_seed(self.seed, self.calls)
-        self.calls += 1
-        rng = np.random.default_rng(seed)
+        """Update the trust region, then fit the GP near the incumbent and local-search the acquisition."""
         self.update_trust_region(float(data.scores.max()))
-        positions = PositionCategories.of(data)
-        free = positions.free
-        incumbent = data.flat[data.best_index()]
-        asked = np.tile(incumbent, (n, 1))
-        info: dict[str, Any] = {"solver": "botorch-cat", "radius": int(self.radius)}
-        if len(free):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                asked[:, free], details = self.search(n, data, positions, rng)
-            info.update(details, n_warnings=len(caught), first_warning=str(caught[0].message)[:200] if caught else "")
-        out, repairs = repair_and_dedupe(asked, positions.allowed, data, rng)
-        return Proposal(out.reshape(n, *data.space.shape), ({**info, **repairs},))
+        return super().propose(n, data)
 
-    def search(self, n: int, data: Observations, positions: PositionCategories,
-               rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    def ask_free(self, n: int, data: Observations, positions: PositionCategories, seed: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """The ``n`` best distinct unseen points of a trust-region local search of the acquisition."""
         free = positions.free
         x = data.flat[:, free]
         centre = x[data.best_index()]
         train = np.argsort((x != centre).sum(axis=1), kind="stable")[:self.max_train]
-        model = fit_categorical_gp(x[train], data.scores[train], _device(self.device), self.fit_maxiter)
+        model = fit_categorical_gp(x[train], data.scores[train], resolve_device(self.device), self.fit_maxiter)
         acquisition = self.acquisition_function(model, float(data.scores[train].max()))
-        visited = local_search(acquisition, centre, list(positions.allowed[free]), self.radius, rng, n_starts=max(self.n_restarts, n),
-                               n_neighbours=self.n_neighbours, n_steps=self.n_steps)
+        visited = local_search(acquisition, centre, list(positions.allowed[free]), self.radius, rng,
+                               n_starts=max(self.n_restarts, n), n_neighbours=self.n_neighbours, n_steps=self.n_steps)
         seen = {latent_key(z) for z in x}
         ranked = [z for z, _ in sorted(visited.values(), key=lambda item: -item[1]) if latent_key(z) not in seen]
         ranked += [centre] * max(0, n - len(ranked))  # repaired into fresh points by the caller
-        return np.stack(ranked[:n]), {"n_train": int(len(train)), "n_scored": int(len(visited))}
+        return np.stack(ranked[:n]), {"radius": int(self.radius), "n_train": int(len(train)),
+                                      "n_scored": int(len(visited))}
 
     def acquisition_function(self, model: Any, best_f: float) -> Any:
         """A callable: (m, P_free) codes -> (m,) acquisition values (log EI or UCB)."""

@@ -11,7 +11,7 @@ The evolution strategy is rebuilt at every call from the data *in the current co
 after weighted retraining changes the code vectors, every observation is re-embedded with the
 new ones, so the search follows the codebook. Rebuilding replays the run: the strategy starts at
 the codebook's centre (every position at the mean code vector) with step size ``sigma`` times the
-codebook's per-dimension standard deviation, and is told the observations in evaluation order in
+codebook's mean per-dimension standard deviation, and is told the observations in evaluation order in
 generations of ``popsize`` (the embeddings of the evaluated, i.e. snapped, latents: a Lamarckian
 update); a last incomplete generation is not told. It then samples ``n`` points. The state is the
 seed and the call count (:class:`~bench.optimizers._common.ReplayedLibraryOptimizer`).
@@ -59,8 +59,8 @@ class CmaesEmbed(ReplayedLibraryOptimizer):
         self.sigma = float(sigma)
         self.full_covariance_limit = int(full_covariance_limit)
 
-    def ask_free(self, n: int, data: Observations, positions: PositionCategories,
-                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def ask_free(self, n: int, data: Observations, positions: PositionCategories, seed: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """Replay the data through a fresh strategy in the current codebook, sample ``n``, snap."""
         import cma
 
@@ -75,8 +75,8 @@ class CmaesEmbed(ReplayedLibraryOptimizer):
         dim = len(free) * codebook.shape[1]
         scale = codebook.std(axis=0).mean() or 1.0  # an all-equal codebook still gets a unit step
         centre = np.tile(codebook.mean(axis=0), len(free))
-        rng = np.random.default_rng(seed)
-        options = {"seed": np.nan, "randn": lambda lam, d: rng.standard_normal((lam, d)), "verbose": -9,
+        normal = np.random.default_rng(seed)  # cma's own stream; ``rng`` is left for the repairs
+        options = {"seed": np.nan, "randn": lambda lam, d: normal.standard_normal((lam, d)), "verbose": -9,
                    "CMA_diagonal": dim > self.full_covariance_limit, "maxiter": np.inf}
         if self.popsize:
             options["popsize"] = self.popsize

@@ -61,8 +61,8 @@ class NevergradOptimizer(ReplayedLibraryOptimizer):
         self.algorithm = algorithm
         self.budget = int(budget)
 
-    def ask_free(self, n: int, data: Observations, positions: PositionCategories,
-                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def ask_free(self, n: int, data: Observations, positions: PositionCategories, seed: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """Tell every observation to a fresh, seeded nevergrad optimizer, then ask ``n`` points."""
         ng = _nevergrad()
         if self.algorithm not in ng.optimizers.registry:

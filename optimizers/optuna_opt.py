@@ -26,6 +26,7 @@ slow on the VQ grid: one proposal at N = 200 on 64 positions x 256 codes took 27
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -58,15 +59,14 @@ class OptunaOptimizer(ReplayedLibraryOptimizer):
         super().__init__(space, seed)
         self.n_startup_trials = int(n_startup_trials)
 
+    @abstractmethod
     def sampler(self, seed: int) -> Any:
         """The seeded Optuna sampler of one call."""
-        raise NotImplementedError
 
-    def ask_free(self, n: int, data: Observations, positions: PositionCategories,
-                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def ask_free(self, n: int, data: Observations, positions: PositionCategories, seed: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """Add every observation to a fresh study, then ask ``n`` trials."""
         import optuna
-
 
         distributions = {f"p{p}": optuna.distributions.CategoricalDistribution([int(c) for c in codes])
                          for p, codes in zip(positions.free, positions.categories)}

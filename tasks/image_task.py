@@ -30,12 +30,12 @@ import torch
 from torch import Tensor, nn
 
 from bench.core import constants as C
+from bench.core.devices import resolve_device
 from bench.core.errors import UserError
-from bench.store.files import file_sha256, now_iso, read_json, write_json
 from bench.core.hashing import stable_hash
 from bench.core.space import CodeGrid
 from bench.core.task import Evaluation, InitialData, RetrainableTask
-from bench.tasks.inference import resolve_device
+from bench.store.files import file_sha256, now_iso, read_json, write_json
 from bench.tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
                          save_checkpoint, train_vqvae)
 

@@ -1,4 +1,4 @@
-"""Torch at the edge of numpy: the one device resolver and the one batched-inference loop.
+"""Torch at the edge of numpy: the one batched-inference loop.
 
 Every network of the tasks (VQ-VAE encoder and decoder, scorers, metric feature extractors) is
 run through :func:`batched_inference`, so batching, inference mode and the eval/train switch are
@@ -13,22 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core.errors import UserError
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or None) -> CUDA when available, else CPU; any other name is checked and returned."""
-    if isinstance(name, torch.device):
-        return name
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"invalid device {name!r}: {exc}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 def batched_inference(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], inputs: np.ndarray,

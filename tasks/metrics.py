@@ -30,6 +30,7 @@ import numpy as np
 import scipy.linalg
 
 from bench.core import constants as C
+from bench.core.devices import resolve_device
 from bench.core.errors import UserError
 from bench.store.files import atomic_write, file_sha256, now_iso, read_json, write_json
 from bench.store.provenance import package_versions
@@ -278,8 +279,6 @@ class InceptionFeatures:
             warnings.warn(f"Inception weights {self.weights_path} are not pytorch-fid's official file "
                           f"(sha256 {self.weights_sha256[:8]}...); outputs are labelled {self.label!r} "
                           "and are not FID", stacklevel=2)
-        from bench.tasks.inference import resolve_device
-
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         try:
@@ -321,8 +320,6 @@ class TaskFeatures:
         self.network = network.eval()
         self.label = f"{TASK_FEATURES_PREFIX}:{task.name}"
         self.batch_size = int(batch_size)
-        from bench.tasks.inference import resolve_device
-
         parameters = list(self.network.parameters()) + list(self.network.buffers())
         self.device = parameters[0].device if parameters else resolve_device("cpu")
         self._identity = f"{self.label}:{_sha256_state(self.network)[:16]}:{self.device.type}"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.core.errors import UserError
-from bench.tasks.inference import resolve_device
+from bench.core.devices import resolve_device
 from bench.tasks.vqvae import (VQVAE, EMAQuantizer, VQVAEConfig, _batch_order, code_statistics, decode_np, encode_np,
                          load_checkpoint, save_checkpoint, train_vqvae)
 
