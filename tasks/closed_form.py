@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bench.core import constants as C
+from bench.core.prior import CodePrior
 from bench.core.registry import register_task
 from bench.core.space import CodeGrid
 from bench.core.task import Evaluation, InitialData, Task
@@ -15,6 +18,7 @@ from bench.core.task import Evaluation, InitialData, Task
     presets={
         "small": {"height": 2, "width": 2, "codebook_size": 5},
         "wide": {"height": 8, "width": 8, "codebook_size": 256},
+        "prior": {"prior_samples": 2000},
     },
 )
 class ClosedFormTask(Task):
@@ -27,12 +31,15 @@ class ClosedFormTask(Task):
 
     :meth:`codebook` exposes ``code_dim``-dimensional code vectors (seeded Gaussian, unrelated to
     f; ``code_dim=0`` exposes none) so that embedding-space optimizers can run here too.
+    With ``prior_samples`` > 0, :meth:`code_prior` is the learned prior (tasks.code_prior) fitted
+    to that many latents of a seeded Markov chain over raster positions (a stand-in "data
+    distribution", unrelated to f), so that prior-based optimizers run here too.
     """
 
     default_n_initial = 20
 
     def __init__(self, height: int = 4, width: int = 4, codebook_size: int = 16, interaction: float = 0.5,
-                 instance_seed: int = 0, n_initial: int = 20, code_dim: int = 8) -> None:
+                 instance_seed: int = 0, n_initial: int = 20, code_dim: int = 8, prior_samples: int = 0) -> None:
         self._space = CodeGrid(height, width, codebook_size)
         self.interaction = float(interaction)
         self.instance_seed = int(instance_seed)
@@ -55,10 +62,18 @@ class ClosedFormTask(Task):
         self.code_dim = int(code_dim)
         vectors = np.random.default_rng(np.random.SeedSequence([self.instance_seed, 11]))
         self.code_vectors = vectors.standard_normal((codebook_size, self.code_dim)) if self.code_dim else None
+        self.prior_samples = int(prior_samples)
 
     def codebook(self) -> np.ndarray | None:
         """The synthetic code vectors, (codebook_size, code_dim), or None when ``code_dim`` is 0."""
         return None if self.code_vectors is None else self.code_vectors.copy()
+
+    def code_prior(self) -> CodePrior | None:
+        """The prior learned on ``prior_samples`` Markov-chain latents (None when ``prior_samples`` is 0)."""
+        if self.prior_samples <= 0:
+            return None
+        s = self._space
+        return _markov_prior(s.height, s.width, s.codebook_size, self.instance_seed, self.prior_samples)
 
     @property
     def space(self) -> CodeGrid:
@@ -77,7 +92,11 @@ class ClosedFormTask(Task):
     def evaluate(self, latents: np.ndarray) -> Evaluation:
         """Scores and regrets (known optimum minus score)."""
         values = self.values(latents)
-        return Evaluation(values, extras={C.REGRET: self.optimum_value - values})
+        extras = {C.REGRET: self.optimum_value - values}
+        prior = self.code_prior()
+        if prior is not None:
+            extras[C.PRIOR_LOGLIK] = prior.log_likelihood(latents)
+        return Evaluation(values, extras=extras)
 
     def values(self, latents: np.ndarray) -> np.ndarray:
         """f(z) of a batch of latents."""
@@ -91,4 +110,28 @@ class ClosedFormTask(Task):
         s = self._space
         # the code vectors do not change f; a non-default code_dim is named so runs stay apart
         extra = "" if self.code_dim == 8 else f":code_dim={self.code_dim}"
+        extra += f":prior_samples={self.prior_samples}" if self.prior_samples else ""
         return f"closed-form:{s.height}x{s.width}x{s.codebook_size}:{self.interaction}:{self.instance_seed}{extra}".encode()
+
+
+def markov_latents(n: int, height: int, width: int, codebook_size: int, seed: int) -> np.ndarray:
+    """``n`` latents of a seeded first-order Markov chain over raster positions (sparse transitions)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 13]))
+    start = rng.dirichlet(np.full(codebook_size, 0.3))
+    transition = rng.dirichlet(np.full(codebook_size, 0.1), size=codebook_size)
+    codes = np.empty((n, height * width), dtype=np.int64)
+    codes[:, 0] = rng.choice(codebook_size, size=n, p=start)
+    for t in range(1, height * width):
+        cumulative = transition[codes[:, t - 1]].cumsum(axis=1)
+        codes[:, t] = np.minimum((cumulative < rng.random((n, 1))).sum(axis=1), codebook_size - 1)
+    return codes.reshape(n, height, width)
+
+
+@functools.lru_cache(maxsize=4)
+def _markov_prior(height: int, width: int, codebook_size: int, instance_seed: int, n: int) -> CodePrior:
+    """Trained once per process and configuration (priors are immutable, so sharing one is safe)."""
+    from bench.tasks.code_prior import PriorTraining, train_prior
+
+    latents = markov_latents(n, height, width, codebook_size, instance_seed)
+    prior, _ = train_prior(latents, codebook_size, seed=instance_seed, training=PriorTraining(epochs=5.0))
+    return prior

@@ -36,6 +36,7 @@ from bench.core.hashing import stable_hash
 from bench.core.space import CodeGrid
 from bench.core.task import Evaluation, InitialData, RetrainableTask
 from bench.store.files import file_sha256, now_iso, read_json, write_json
+from bench.tasks.code_prior import PriorTraining, TransformerCodePrior, load_prior, nll_per_code, save_prior, train_prior
 from bench.tasks.vqvae import (VQVAE, VQVAEConfig, code_statistics, decode_np, encode_np, load_checkpoint, psnr_from_mse,
                          save_checkpoint, train_vqvae)
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
 VQVAE_FILE = "vqvae.pt"
+PRIOR_FILE = "prior.pt"
 ARTIFACTS_ENV = "BENCH_ARTIFACTS"
 #: the splits :meth:`VQImageTask.training_images` must serve
 SPLITS = ("vqvae", "scorer", "test", "reference-high", "reference-train")
@@ -90,6 +92,9 @@ class VQImageTask(RetrainableTask):
     training: ClassVar[TrainingSettings] = TrainingSettings()
     #: the same for ``bench prepare --quick`` (smoke tests: checks are run and recorded, not enforced)
     quick_training: ClassVar[TrainingSettings] = TrainingSettings(epochs=1.0, n_images=256, n_test_images=64)
+    #: how ``bench prepare`` trains the code prior on the VQ-VAE's training encodings (full, ``--quick``)
+    prior_training: ClassVar[PriorTraining] = PriorTraining(epochs=10.0)
+    quick_prior_training: ClassVar[PriorTraining] = PriorTraining(epochs=1.0)
     #: store the VQ-VAE weights as float16 (halves the size of shipped artifacts)
     half_precision_checkpoint: ClassVar[bool] = False
     #: base of every data seed; each split gets its own seed derived from it (see :meth:`split_seed`)
@@ -127,6 +132,9 @@ class VQImageTask(RetrainableTask):
         self._opt_state: dict | None = None
         self._manifest: dict[str, Any] | None = None
         self._space: CodeGrid | None = None
+        self._prior: TransformerCodePrior | None = None
+        self._pretrained: VQVAE | None = None  # the shipped VQ-VAE, the prior's code space, once fine-tuned
+        self._fine_tuned = False
 
     # --- hooks ----------------------------------------------------------------------------------
     @abstractmethod
@@ -308,7 +316,12 @@ class VQImageTask(RetrainableTask):
             assert existing is not None
             self._model = load_checkpoint(folder / VQVAE_FILE, self.device)
             self.load_scorers(folder, self.device)
-            checks = self.validity_checks(quick=bool(existing.get("training", {}).get("quick", quick)))
+            was_quick = bool(existing.get("training", {}).get("quick", quick))
+            if not (folder / PRIOR_FILE).is_file():  # artifacts made before priors existed: add one
+                settings = self.training_settings(was_quick)
+                images = self.training_images("vqvae", settings.n_images, self.split_seed("vqvae"))
+                existing = self._with_prior(existing, images, was_quick, progress)
+            checks = self.validity_checks(quick=was_quick)
             manifest = {**existing, **checks, "reloaded": True}
             self._manifest = manifest
             return manifest
@@ -331,6 +344,7 @@ class VQImageTask(RetrainableTask):
         (folder / VQVAE_FILE).unlink(missing_ok=True)
         self._model = None
         self._opt_state = None
+        self._prior = None
 
         t0 = time.perf_counter()
         scorer_info = self.train_scorers(folder, self.device, progress, quick)
@@ -346,11 +360,13 @@ class VQImageTask(RetrainableTask):
                                batch_size=settings.batch_size, device=self.device, progress=progress,
                                checkpoint_path=folder / VQVAE_FILE, desc=f"{self.name} vq-vae")
         vqvae_s = time.perf_counter() - t2
-        del images
         save_checkpoint(model, folder / VQVAE_FILE, half=self.half_precision_checkpoint)
         # Check exactly what is stored (float16 weights included), not the in-memory model.
         self._model = load_checkpoint(folder / VQVAE_FILE, self.device)
         self.load_scorers(folder, self.device)
+        (folder / PRIOR_FILE).unlink(missing_ok=True)
+        manifest = self._with_prior(manifest, images, quick, progress, write=False)
+        del images
         checks = self.validity_checks(quick=quick)
         manifest.update({
             "status": "complete", "scorers": scorer_info,
@@ -364,6 +380,30 @@ class VQImageTask(RetrainableTask):
         })
         write_json(folder / MANIFEST_FILE, manifest)
         self._manifest = manifest
+        return manifest
+
+    def _with_prior(self, manifest: dict[str, Any], images: np.ndarray, quick: bool, progress: bool,
+                    write: bool = True) -> dict[str, Any]:
+        """Train the code prior on the stored VQ-VAE's codes of ``images`` (the "vqvae" split), save
+        it, and return ``manifest`` with its figures (NLL per code on train and test codes, against
+        log K for uniform codes) and the artifacts' file hashes; ``write``: also rewrite the manifest."""
+        folder = self.artifact_dir
+        model = self._model if self._model is not None else self.model
+        prior, info = train_prior(encode_np(model, images, self.device), model.config.codebook_size,
+                                  self.split_seed("prior-train"), device=self.device, progress=progress,
+                                  training=self.quick_prior_training if quick else self.prior_training,
+                                  desc=f"{self.name} prior")
+        save_prior(prior, folder / PRIOR_FILE)
+        self._prior = load_prior(folder / PRIOR_FILE, self.device)  # judge what is stored (float16)
+        n_test = self.training_settings(quick).n_test_images
+        test_codes = encode_np(model, self.training_images("test", n_test, self.split_seed("test")), self.device)
+        info.update({"file": PRIOR_FILE, "test_nll_per_code": nll_per_code(self._prior, test_codes),
+                     "uniform_nll_per_code": float(np.log(model.config.codebook_size))})
+        manifest = {**manifest, "prior": info,
+                    "files": {p.name: file_sha256(p) for p in sorted(folder.iterdir())
+                              if p.is_file() and p.name != MANIFEST_FILE and not p.name.startswith(".")}}
+        if write:
+            write_json(folder / MANIFEST_FILE, manifest)
         return manifest
 
     def validity_checks(self, quick: bool = False) -> dict[str, Any]:
@@ -445,7 +485,36 @@ class VQImageTask(RetrainableTask):
                                             else batch_scores.double().cpu().numpy())
         held = self.heldout_scores(images)
         extras = {} if held is None else {C.HELDOUT_SCORE: np.asarray(held, dtype=np.float64)}
+        loglik = self.prior_log_likelihood(latents, images)
+        if loglik is not None:
+            extras[C.PRIOR_LOGLIK] = loglik
         return Evaluation(scores, images, extras)
+
+    def _stored_prior(self) -> TransformerCodePrior | None:
+        """The artifacts' code prior (None for artifacts prepared before priors existed)."""
+        self._ensure_loaded()
+        if self._prior is None and (self.artifact_dir / PRIOR_FILE).is_file():
+            self._prior = load_prior(self.artifact_dir / PRIOR_FILE, self.device)
+        return self._prior
+
+    def code_prior(self) -> TransformerCodePrior | None:
+        """The prior learned on the shipped VQ-VAE's codes; None once weighted retraining changed the codes."""
+        return None if self._fine_tuned else self._stored_prior()
+
+    def prior_log_likelihood(self, latents: np.ndarray, images: np.ndarray) -> np.ndarray | None:
+        """Realism diagnostic: the prior's log-likelihood of each latent, in the shipped VQ-VAE's code space.
+
+        Before any retraining that is the latent itself; after it, the shipped VQ-VAE's encoding
+        of the decoded image, so the yardstick stays the same across model versions and methods.
+        """
+        prior = self._stored_prior()
+        if prior is None:
+            return None
+        if self._fine_tuned:
+            if self._pretrained is None:
+                self._pretrained = load_checkpoint(self.artifact_dir / VQVAE_FILE, self.device)
+            latents = encode_np(self._pretrained, images, self.device)
+        return prior.log_likelihood(latents)
 
     def codebook(self) -> np.ndarray:
         """The current VQ-VAE's code vectors, float32 (codebook_size, code_dim)."""
@@ -456,15 +525,18 @@ class VQImageTask(RetrainableTask):
                                              batch_size=self.training.batch_size, device=self.device,
                                              opt_state=self._opt_state, progress=False)
         self._space = None
+        self._fine_tuned = True
         return stats
 
     def model_state(self) -> dict[str, Any]:
         return {"vqvae": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "optimizer": _to_cpu(copy.deepcopy(self._opt_state)) if self._opt_state else None}
+                "optimizer": _to_cpu(copy.deepcopy(self._opt_state)) if self._opt_state else None,
+                "fine_tuned": self._fine_tuned}
 
     def load_model_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["vqvae"])
         self._opt_state = copy.deepcopy(state.get("optimizer"))
+        self._fine_tuned = bool(state.get("fine_tuned", True))
         self._space = None
 
     def fingerprint(self) -> bytes:

@@ -20,7 +20,7 @@ import pickle
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 from bench.core.errors import UserError
 from bench.tasks.inference import batched_inference
+
+M = TypeVar("M", bound=nn.Module)
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +291,7 @@ def code_statistics(codes: np.ndarray, codebook_size: int) -> dict[str, float]:
             "perplexity": float(np.exp(-(nz * np.log(nz)).sum()))}
 
 
-def _batch_order(n: int, steps: int, batch_size: int, weights: np.ndarray | None,
+def batch_order(n: int, steps: int, batch_size: int, weights: np.ndarray | None,
                  rng: np.random.Generator) -> np.ndarray:
     """Indices of every training step, (steps, batch_size): reshuffled epochs, or weighted draws."""
     total = steps * batch_size
@@ -367,7 +369,7 @@ def train_vqvae(model: VQVAE, images: np.ndarray, *, epochs: float, seed: int, w
     optimizer = torch.optim.Adam(model.parameters(), lr=model.config.lr)
     if opt_state:
         optimizer.load_state_dict(opt_state)
-    order = _batch_order(n, steps, min(batch_size, n) if weights is None else batch_size, weights, rng)
+    order = batch_order(n, steps, min(batch_size, n) if weights is None else batch_size, weights, rng)
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     training = _TrainingLog(steps, steps_per_epoch, model.config.codebook_size)
     model.train()
@@ -444,17 +446,27 @@ def save_checkpoint(model: VQVAE, path: Path, half: bool = False) -> None:
     save_torch({"config": model.config.to_dict(), "state_dict": state}, path)
 
 
-def load_checkpoint(path: Path, device: torch.device | None = None) -> VQVAE:
-    """A :class:`VQVAE` from :func:`save_checkpoint` (weights back in float32), in eval mode."""
+def load_model(path: Path, build: Callable[[dict[str, Any]], M], what: str, hint: str) -> M:
+    """The module ``build(config)`` with the weights of a ``{"config", "state_dict"}`` checkpoint
+    (float16 weights back in float32), read without pickle (``weights_only``), on the CPU.
+
+    A missing or unreadable file is a :class:`UserError` naming ``what`` and the ``hint`` to fix it.
+    """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"VQ-VAE checkpoint {str(path)!r} not found")
+        raise UserError(f"{what} {str(path)!r} not found; {hint}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = VQVAE(VQVAEConfig.from_dict(payload["config"]))
+        model = build(payload["config"])
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-    except (RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise UserError(f"VQ-VAE checkpoint {str(path)!r} is unreadable or does not match the model ({exc}); "
-                        f"rerun `bench prepare --retrain`") from None
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise UserError(f"{what} {str(path)!r} is unreadable or does not match the model ({exc}); {hint}") from None
+    return model
+
+
+def load_checkpoint(path: Path, device: torch.device | None = None) -> VQVAE:
+    """A :class:`VQVAE` from :func:`save_checkpoint` (weights back in float32), in eval mode."""
+    model = load_model(path, lambda config: VQVAE(VQVAEConfig.from_dict(config)), "VQ-VAE checkpoint",
+                       "rerun `bench prepare --retrain`")
     model.eval()
     return model.to(device or torch.device("cpu"))

@@ -15,7 +15,8 @@ objective built by :func:`optimizers.milp.solve_acquisition` directly in highspy
 re-scored with the same exact formula. A case counts as optimal when HiGHS proved our optimum
 (status Optimal) and our value is at least ENTMOOT's minus the tolerance allowed by the MIP gap.
 Default cases span N = 100-500 with random and clustered codes; ``--cases all`` adds the paper's
-size (800 depth-2 trees on N = 2,000 and 10,000) and deeper ensembles (8 and 16 leaves, N = 2,000).
+size (800 depth-2 trees on N = 2,000 and 10,000), deeper ensembles (8 and 16 leaves, N = 2,000)
+and ensembles fit to smile-synthetic's own encodings (``*encodings``: N = 500, 2,000, 10,000).
 The last printed line is one JSON object with the medians and ``all_optimal``.
 """
 
@@ -41,7 +42,8 @@ class Case:
     trees: int
     depth: int  # LightGBM max_depth; 2**depth leaves per tree
     min_child: int
-    codes: str = "random"  # "random": uniform codes; "clustered": near a few centres, few codes per position
+    codes: str = "random"  # "random": uniform codes; "clustered": near a few centres, few codes per position;
+    # "encodings": smile-synthetic's encodings of its VQ-VAE's training faces, scored by its scorer
 
 
 #: the default cases span N = 100-500 and both kinds of codes; "paper*" cases are the paper's size
@@ -58,6 +60,9 @@ CASES: dict[str, Case] = {
     "paper-n10000-clustered": Case(10000, 800, 2, 20, "clustered"),
     "leaves8-n2000": Case(2000, 800, 3, 20),
     "leaves16-n2000": Case(2000, 800, 4, 20),
+    "encodings-n500": Case(500, 100, 3, 5, "encodings"),
+    "paper-n2000-encodings": Case(2000, 800, 2, 20, "encodings"),
+    "paper-n10000-encodings": Case(10000, 800, 2, 20, "encodings"),
 }
 DEFAULT_CASES = ("n100-d3", "n100-d3-clustered", "n500-d3", "n500-d3-clustered", "paper")
 #: clustered codes: this many centres, each position resampled with this probability from a pool
@@ -67,8 +72,18 @@ CLUSTER_CENTRES, CLUSTER_NOISE, CLUSTER_POOL = 20, 0.15, 16
 
 def _case_data(n: int, seed: int, height: int, width: int, codes: int,
                kind: str = "random") -> tuple[np.ndarray, np.ndarray]:
-    """Latents of the closed-form task (random or clustered codes) and their scores (flat, (n, P))."""
+    """Latents of the closed-form task (random or clustered codes), or of smile-synthetic (its
+    encodings of training faces, as a run's initial design), and their scores (flat, (n, P))."""
     from bench.tasks.closed_form import ClosedFormTask
+
+    if kind == "encodings":
+        from bench.core import registry
+
+        task = registry.task_spec("smile-synthetic").build()
+        if (task.space.height, task.space.width, task.space.codebook_size) != (height, width, codes):
+            raise ValueError(f"encodings cases are {task.space.height}x{task.space.width}x{task.space.codebook_size}")
+        init = task.initial_data(seed, n)
+        return init.latents.reshape(n, -1), init.scores
 
     task = ClosedFormTask(height=height, width=width, codebook_size=codes, instance_seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 41]))

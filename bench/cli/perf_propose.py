@@ -34,7 +34,8 @@ def perf_main(name: str, argv: list[str]) -> int:
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         latents = task.space.sample(n, np.random.default_rng(np.random.SeedSequence([args.seed, n])))
-        data = Observations(task.space, latents, task.evaluate(latents).scores, codebook=task.codebook())
+        data = Observations(task.space, latents, task.evaluate(latents).scores, codebook=task.codebook(),
+                            prior=task.code_prior())
         optimizer = registry.optimizer_spec(args.optimizer).build(task.space, args.seed, overrides=overrides)
         wall, cpu = time.perf_counter(), time.process_time()
         optimizer.propose(args.batch, data)

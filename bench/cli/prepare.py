@@ -57,6 +57,11 @@ def format_manifest(manifest: dict[str, Any]) -> list[str]:
                      f"perplexity {stats.get('perplexity', float('nan')):.1f}")
         if seconds:
             lines.append("  seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in seconds.items()))
+    prior = manifest.get("prior")
+    if prior:
+        lines.append(f"  code prior: {prior.get('steps')} steps on {prior.get('n_latents')} encodings, NLL per code "
+                     f"{prior.get('test_nll_per_code', float('nan')):.3f} nats on test codes "
+                     f"(uniform codes: {prior.get('uniform_nll_per_code', float('nan')):.3f})")
     if manifest.get("scorers"):
         lines.append(f"  scorers: {manifest['scorers']}")
     return lines

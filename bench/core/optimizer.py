@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from bench.core.prior import CodePrior
 from bench.core.space import CodeGrid
 
 
@@ -27,6 +28,8 @@ class Observations:
     ``version`` is the latent-space version: it changes whenever the task re-encodes the data.
     ``codebook`` is the task's current code vectors, (codebook_size, dim), when the task exposes
     them (:meth:`bench.core.task.Task.codebook`), else None; it changes with ``version``.
+    ``prior`` is the task's learned distribution over codes (:meth:`bench.core.task.Task.code_prior`)
+    when the task has one for the current latent space, else None.
     """
 
     space: CodeGrid
@@ -35,6 +38,7 @@ class Observations:
     weights: np.ndarray | None = None
     version: int = 0
     codebook: np.ndarray | None = None
+    prior: CodePrior | None = None
 
     def __post_init__(self) -> None:
         if len(self.latents) != len(self.scores):
@@ -59,10 +63,10 @@ class Observations:
         return np.argsort(-self.scores, kind="stable")[:m]
 
     def subset(self, index: np.ndarray) -> Observations:
-        """The observations at ``index`` (same space, version and codebook)."""
+        """The observations at ``index`` (same space, version, codebook and prior)."""
         weights = None if self.weights is None else self.weights[index]
         return Observations(self.space, self.latents[index], self.scores[index], weights, self.version,
-                            self.codebook)
+                            self.codebook, self.prior)
 
 
 @dataclass(frozen=True)

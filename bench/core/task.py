@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from bench.core import constants as C
+from bench.core.prior import CodePrior
 from bench.core.space import CodeGrid
 
 
@@ -94,6 +95,15 @@ class Task(ABC):
 
         Optimizers that search the continuous embedding space read it from
         :attr:`bench.core.optimizer.Observations.codebook`.
+        """
+        return None
+
+    def code_prior(self) -> CodePrior | None:
+        """The learned distribution over codes of the *current* latent space, or None.
+
+        Prior-based optimizers read it from :attr:`bench.core.optimizer.Observations.prior`. A
+        task whose latent space changed since its prior was learned (weighted retraining) returns
+        None rather than a prior of another code space.
         """
         return None
 

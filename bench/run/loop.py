@@ -225,7 +225,8 @@ class _Run:
         """The optimizer's proposals, or harness-drawn fallback points when it failed."""
         space = self.task.space
         weights = rank_weights(state.scores, self.config.retrain.k) if not math.isinf(self.config.retrain.k) else None
-        data = Observations(space, state.latents, state.scores, weights, state.model_version, self.task.codebook())
+        data = Observations(space, state.latents, state.scores, weights, state.model_version, self.task.codebook(),
+                            self.task.code_prior())
         limits = self.config.limits
         t0 = time.perf_counter()
         try:

@@ -38,15 +38,16 @@ def _build_task(name: str, params: dict[str, Any] | None = None) -> Task:
 
 
 def _observations(task: Task, seed: int, n: int) -> Observations:
-    """The initial design as the run loop hands it to optimizers (with the task's codebook, if any)."""
+    """The initial design as the run loop hands it to optimizers (with the task's codebook and prior, if any)."""
     init = task.initial_data(seed, n)
-    return Observations(task.space, init.latents, init.scores, codebook=task.codebook())
+    return Observations(task.space, init.latents, init.scores, codebook=task.codebook(), prior=task.code_prior())
 
 
 def grown(task: Task, data: Observations, latents: np.ndarray) -> Observations:
     """``data`` plus ``latents`` and their scores."""
     return Observations(data.space, np.concatenate([data.latents, latents]),
-                        np.concatenate([data.scores, task.evaluate(latents).scores]), codebook=data.codebook)
+                        np.concatenate([data.scores, task.evaluate(latents).scores]), codebook=data.codebook,
+                        prior=data.prior)
 
 
 def two_rounds(name: str, seed: int, task_name: str, overrides: dict[str, Any] | None, batch: int,
@@ -134,7 +135,8 @@ class OptimizerContract:
         mask[..., ::2] = True  # even codes only
         masked = task.space.with_mask(mask)
         latents = data.latents - data.latents % 2
-        masked_data = Observations(masked, latents, task.evaluate(latents).scores, codebook=task.codebook())
+        masked_data = Observations(masked, latents, task.evaluate(latents).scores, codebook=task.codebook(),
+                                   prior=task.code_prior())
         masked.validate(self.build(optimizer_name, masked).propose(self.batch, masked_data).latents, n=self.batch)
 
     def test_same_seed_same_proposals(self, optimizer_name: str) -> None:

@@ -26,6 +26,15 @@ def test_paper_size_cases_are_listed() -> None:
         for codes in ("random", "clustered"):
             assert (n, 800, 2, codes) in sizes
     assert {(2000, 800, 3, "random"), (2000, 800, 4, "random")} <= sizes
+    assert {(2000, 800, 2, "encodings"), (10000, 800, 2, "encodings")} <= sizes
+
+
+def test_encodings_cases_use_the_tasks_own_initial_design() -> None:
+    from bench.core import registry
+
+    latents, scores = _case_data(30, 1, 8, 8, 256, "encodings")
+    init = registry.task_spec("smile-synthetic").build().initial_data(1, 30)
+    assert np.array_equal(latents, init.latents.reshape(30, -1)) and np.array_equal(scores, init.scores)
 
 
 def test_small_case_is_solved_to_optimality_without_entmoot() -> None:

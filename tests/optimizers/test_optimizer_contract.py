@@ -16,6 +16,9 @@ class TestEveryRegisteredOptimizer(OptimizerContract):
     # that must not be held to the contract (one of them never returns).
     optimizer_names = sorted(name for name, spec in registry.optimizers().items()
                              if spec.target.startswith("bench.optimizers."))
+    # closed-form with a learned code prior (and its code vectors): every optimizer runs here,
+    # prior-based ones included
+    task_name = "closed-form/prior"
     # Presets whose point is a large-scale configuration run a cheap stand-in here: the contract
     # is about seeding and state, not scale.
     overrides: dict[str, dict[str, Any]] = {

@@ -1,5 +1,5 @@
-"""Same seed, same records, under any load: every method of the demo, on an idle machine and with
-every core busy, writes identical records (timing columns aside).
+"""Same seed, same records, under any load: every method of the demo (and the prior-based methods of
+the zoo), on an idle machine and with every core busy, writes identical records (timing columns aside).
 
 Eight busy-looping processes share the machine's cores with the run: fewer did not expose the
 wall-clock solver limits the demo presets once had.
@@ -38,14 +38,15 @@ def every_core_busy() -> Iterator[None]:
 
 
 def demo_runs() -> list[RunConfig]:
-    """Seed 0 of every demo method, shortened (a retraining run keeps one retraining)."""
-    spec = load_spec(ROOT / "slurm" / "specs" / "demo.toml")
+    """Seed 0 of every demo method, shortened (a retraining run keeps one retraining), and one batch of
+    the zoo's prior-based methods (sampling from and refitting the learned code prior)."""
     out = []
-    for config in spec.runs:
-        if config.seed == 0:
-            budget = 6 if config.retrain.enabled else 3
-            out.append(RunConfig.from_dict({**config.to_dict(), "budget": budget,
-                                            "metrics": {"every": 0, "n_images": 20}}))
+    for spec_name, methods in (("demo", None), ("zoo", {"prior-sample", "cbas"})):
+        for config in load_spec(ROOT / "slurm" / "specs" / f"{spec_name}.toml").runs:
+            if config.seed == 0 and (methods is None or config.label in methods):
+                budget = 6 if config.retrain.enabled else 3 if methods is None else config.batch_size
+                out.append(RunConfig.from_dict({**config.to_dict(), "budget": budget,
+                                                "metrics": {"every": 0, "n_images": 20}}))
     return out
 
 
@@ -61,7 +62,7 @@ def records(folder_root: Path, config: RunConfig, tasks: TaskCache) -> pd.DataFr
 def test_demo_methods_write_the_same_records_under_full_load(tmp_path: Path) -> None:
     tasks = TaskCache()
     configs = demo_runs()
-    assert len(configs) >= 7
+    assert len(configs) >= 9
     idle = {c.label: records(tmp_path / "idle", c, tasks) for c in configs}
     with every_core_busy():
         loaded = {c.label: records(tmp_path / "loaded", c, tasks) for c in configs}

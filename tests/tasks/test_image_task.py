@@ -194,3 +194,51 @@ def test_prepare_cli_enforces_checks_of_full_builds_only(tmp_path: Path, capsys:
         out = capsys.readouterr().out
         assert "smoke-test artifacts: their checks are recorded (not passed), not enforced" in out
         assert f"next: bench run --task tiny --task-opt artifacts={tmp_path / 'quick'}" in out
+
+
+def test_prepare_trains_the_code_prior_and_runs_record_its_log_likelihood(prepared: Path) -> None:
+    manifest = json.loads((prepared / MANIFEST_FILE).read_text())
+    assert "prior.pt" in manifest["files"]
+    figures = manifest["prior"]
+    assert figures["steps"] > 0 and figures["test_nll_per_code"] < figures["uniform_nll_per_code"] == pytest.approx(
+        np.log(16))
+    task = make_task(prepared)
+    config = RunConfig(task="tiny", optimizer="prior-sample", seed=0, budget=4, batch_size=2)
+    spec = optimizer_spec("prior-sample")
+    results = list(run(task, spec.build(task.space, 0), config, preset_hash=spec.preset_hash()))
+    queried = [row for result in results for row in result.records if not row[C.IS_INIT]]
+    assert len(queried) == 4 and all(np.isfinite(row[C.PRIOR_LOGLIK]) for row in queried)
+    prior = task.code_prior()
+    latents = task.space.sample(5, np.random.default_rng(0))
+    np.testing.assert_allclose(task.evaluate(latents).extras[C.PRIOR_LOGLIK], prior.log_likelihood(latents))
+
+
+def test_after_retraining_the_prior_judges_re_encoded_images(prepared: Path) -> None:
+    task = make_task(prepared)
+    prior = task.code_prior()
+    snapshot = task.model_state()
+    task.fine_tune(task.training_images("vqvae", 64, 9), np.ones(64), epochs=0.5, seed=3)
+    assert task.code_prior() is None  # its codes are the shipped VQ-VAE's, no longer the task's
+    latents = task.space.sample(5, np.random.default_rng(0))
+    evaluation = task.evaluate(latents)
+    shipped = make_task(prepared)
+    np.testing.assert_allclose(evaluation.extras[C.PRIOR_LOGLIK], prior.log_likelihood(shipped.encode(evaluation.images)))
+    task.load_model_state(snapshot)
+    assert task.code_prior() is prior
+
+
+def test_prepare_adds_a_prior_to_artifacts_made_without_one(prepared: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(prepared, folder)
+    (folder / "prior.pt").unlink()
+    old = json.loads((folder / MANIFEST_FILE).read_text())
+    del old["prior"], old["files"]["prior.pt"]
+    (folder / MANIFEST_FILE).write_text(json.dumps(old))
+    assert make_task(folder).code_prior() is None  # older artifacts still run, without a prior
+    make_task(folder).prepare(retrain=False, progress=False)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert (folder / "prior.pt").is_file() and "prior.pt" in manifest["files"] and manifest["prior"]["steps"] > 0
+    assert (folder / "vqvae.pt").read_bytes() == (prepared / "vqvae.pt").read_bytes()  # the VQ-VAE is kept
+    assert make_task(folder).code_prior() is not None

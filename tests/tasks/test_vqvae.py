@@ -10,7 +10,7 @@ import torch
 
 from bench.core.errors import UserError
 from bench.core.devices import resolve_device
-from bench.tasks.vqvae import (VQVAE, EMAQuantizer, VQVAEConfig, _batch_order, code_statistics, decode_np, encode_np,
+from bench.tasks.vqvae import (VQVAE, EMAQuantizer, VQVAEConfig, batch_order, code_statistics, decode_np, encode_np,
                          load_checkpoint, save_checkpoint, train_vqvae)
 
 torch.set_num_threads(1)
@@ -72,16 +72,16 @@ def test_quantizer_restarts_dead_codes_on_batch_vectors() -> None:
 
 def test_batch_order_fractional_and_weighted() -> None:
     rng = np.random.default_rng(0)
-    order = _batch_order(10, steps=3, batch_size=4, weights=None, rng=rng)
+    order = batch_order(10, steps=3, batch_size=4, weights=None, rng=rng)
     assert order.shape == (3, 4)
     assert sorted(order.ravel()[:10]) == list(range(10))  # a full permutation first
     weights = np.zeros(10)
     weights[[2, 7]] = [1.0, 3.0]
-    drawn = _batch_order(10, steps=50, batch_size=8, weights=weights, rng=rng).ravel()
+    drawn = batch_order(10, steps=50, batch_size=8, weights=weights, rng=rng).ravel()
     assert set(drawn) == {2, 7}
     assert 0.65 < np.mean(drawn == 7) < 0.85
     with pytest.raises(ValueError, match="weights"):
-        _batch_order(10, steps=1, batch_size=4, weights=-np.ones(10), rng=rng)
+        batch_order(10, steps=1, batch_size=4, weights=-np.ones(10), rng=rng)
 
 
 def test_training_improves_reconstruction_and_is_deterministic() -> None:
