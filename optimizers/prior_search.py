@@ -22,7 +22,7 @@ prior describe other codes) makes these optimizers raise :class:`NoPrior`.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -71,19 +71,18 @@ class PriorSample(Optimizer):
         return Proposal(latents, ({"solver": "prior-sample", "sample_seed": seed},))
 
 
-@register_optimizer("dbas", package="torch", anchored=False)
-@register_optimizer("cbas", package="torch", anchored=True)
 class AdaptiveSampling(Optimizer):
-    """DbAS (``anchored=False``) and CbAS (``anchored=True``): refit the prior toward the top scores, then sample."""
+    """The loop DbAS and CbAS share: refit the search distribution toward the top scores, then sample."""
 
-    def __init__(self, space: CodeGrid, seed: int, anchored: bool = True, quantile: float = 0.8,
-                 steps: int = 50) -> None:
+    #: CbAS's p0 / q_src factor in the weights (False: DbAS)
+    anchored: ClassVar[bool] = True
+
+    def __init__(self, space: CodeGrid, seed: int, quantile: float = 0.8, steps: int = 50) -> None:
         super().__init__(space, seed)
         if not 0.0 <= quantile < 1.0:
             raise ValueError(f"quantile must be in [0, 1), got {quantile!r}")
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps!r}")
-        self.anchored = bool(anchored)
         self.quantile = float(quantile)
         self.steps = int(steps)
         self.calls = 0
@@ -121,3 +120,17 @@ class AdaptiveSampling(Optimizer):
         info: dict[str, Any] = {"solver": name, "sample_seed": seed, "n_selected": int((weights > 0).sum()),
                                 "effective_n": effective, "threshold": float(np.quantile(data.scores, self.quantile))}
         return Proposal(latents, (info,))
+
+
+@register_optimizer("dbas", package="torch")
+class DbAS(AdaptiveSampling):
+    """Design by adaptive sampling: the prior refit toward the top scores at every call, then sampled."""
+
+    anchored = False
+
+
+@register_optimizer("cbas", package="torch")
+class CbAS(AdaptiveSampling):
+    """Conditioning by adaptive sampling: as DbAS, with weights p0/q that keep the search near the prior."""
+
+    anchored = True

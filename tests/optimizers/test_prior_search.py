@@ -7,7 +7,7 @@ import pytest
 
 from bench.core import registry
 from bench.core.optimizer import Observations
-from bench.optimizers.prior_search import AdaptiveSampling, NoPrior
+from bench.optimizers.prior_search import CbAS, DbAS, NoPrior
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_adaptive_sampling_climbs_above_prior_sampling(task, name: str) -> None:
 def test_cbas_weights_are_selection_times_prior_over_source(task) -> None:
     init = task.initial_data(0, 20)
     data = observations(task, init.latents, init.scores)
-    cbas = AdaptiveSampling(task.space, 0, anchored=True, quantile=0.5)
+    cbas = CbAS(task.space, 0, quantile=0.5)
     latents = cbas.propose(4, data).latents
     grown = observations(task, np.concatenate([data.latents, latents]))
     weights = cbas.weights(grown, task.code_prior())
@@ -70,5 +70,5 @@ def test_cbas_weights_are_selection_times_prior_over_source(task) -> None:
     expected = np.where(selected, np.exp(log_ratio - log_ratio[selected].max()), 0.0)
     np.testing.assert_allclose(weights, expected, rtol=1e-9)
     assert np.all(weights[:20][selected[:20]] == weights[:20][selected[:20]].max())  # the initial design: p0 = q_src
-    dbas = AdaptiveSampling(task.space, 0, anchored=False, quantile=0.5)
+    dbas = DbAS(task.space, 0, quantile=0.5)
     assert np.array_equal(dbas.weights(grown, task.code_prior()), selected.astype(float))
