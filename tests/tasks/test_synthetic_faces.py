@@ -135,3 +135,23 @@ def test_twin_checks_add_the_nuisance_figures(monkeypatch: pytest.MonkeyPatch) -
     figures = task.validity_checks(quick=True)["figures"]
     assert figures["recon_score_vs_true_attribute_corr_full_range"] == 0.5
     assert figures["attribute_r2"] > 0.7 and figures["nuisance_r2"] < 0.1  # 64 faces: a coarse fit
+
+
+#: the twins whose artifacts ship in tasks/artifacts/synthetic-faces-<slug>/
+SHIPPED_TWINS = ("smiling", "bangs", "eyeglasses", "beard", "age")
+
+
+@pytest.mark.parametrize("slug", SHIPPED_TWINS)
+def test_shipped_twin_loads_passes_its_checks_and_evaluates(slug: str) -> None:
+    task = task_spec(f"synthetic-faces/{slug}").build(overrides={"device": "cpu"})
+    manifest = task.manifest  # refuses artifacts of another configuration or that failed a check
+    assert manifest["passed"] and not manifest["training"]["quick"]
+    assert manifest["checks"]["survival_corr"]["value"] >= 0.9
+    figures = manifest["figures"]
+    assert figures["nuisance_r2"] < 0.1 and figures["attribute_r2"] > 0.8  # it scores its own attribute
+    assert manifest["scorers"]["scorer_r2"] > 0.8 and manifest["scorers"]["heldout_vs_scorer_corr"] > 0.85
+    data = task.initial_data(seed=0, n=32)
+    evaluation = task.evaluate(data.latents)
+    assert evaluation.images is not None and evaluation.images.shape == (32, 3, 64, 64)
+    assert np.all((evaluation.scores >= 0) & (evaluation.scores <= 5))
+    assert np.corrcoef(data.scores, evaluation.scores)[0, 1] > 0.8  # what the encoder kept, the scorer sees
