@@ -83,6 +83,8 @@ class SmileSyntheticTask(VQImageTask):
     half_precision_checkpoint: ClassVar[bool] = True
     min_psnr_db: ClassVar[float] = 20.0
     default_n_initial = 100
+    #: (training images, epochs) of each scorer network, by its data split
+    scorer_training: ClassVar[dict[str, tuple[int, float]]] = SCORER_TRAINING
     #: the generator factor the scorers regress and the splits select on
     target_factor: str = "smile"
 
@@ -122,7 +124,7 @@ class SmileSyntheticTask(VQImageTask):
     def artifact_config(self) -> dict[str, Any]:
         return {"generator": faces.GENERATOR_VERSION, "smile_threshold": SMILE_THRESHOLD, "high_smile": HIGH_SMILE,
                 "splits": {k: list(v) for k, v in SPLIT_SMILE_RANGES.items()},
-                "scorer_training": {k: list(v) for k, v in SCORER_TRAINING.items()}}
+                "scorer_training": {k: list(v) for k, v in self.scorer_training.items()}}
 
     def validity_checks(self, quick: bool = False) -> dict[str, Any]:
         """The generic checks on the "test" split, which is the VQ-VAE's own distribution (smile
@@ -155,7 +157,7 @@ class SmileSyntheticTask(VQImageTask):
         Figures (from the saved float16 weights) on an independent "scorer-test" split: R^2 of
         each scorer against the true smile, their correlation, and the feature network's R^2.
         """
-        plan = QUICK_SCORER_TRAINING if quick else SCORER_TRAINING
+        plan = QUICK_SCORER_TRAINING if quick else self.scorer_training
         # "test-full" is used by the validity checks; its seed is recorded here with the others.
         seeds = {split: self.split_seed(split) for split in (*plan, "scorer-test", "test-full")}
         info: dict[str, Any] = {"data_seeds": seeds, "training": {}}

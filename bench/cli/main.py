@@ -24,6 +24,7 @@ PERF_BENCHMARKS: dict[str, tuple[str, str]] = {
     "fid": ("bench.cli.perf_fid", "Fréchet distance: this project's vs pytorch-fid's, at 2048-d."),
     "sweep": ("bench.cli.perf_sweep", "Per-run overhead of local and SLURM sweeps."),
     "celeba-load": ("bench.cli.perf_celeba_load", "CelebA JPEG decode+crop+resize and 64x64 cache read, images/s."),
+    "learnability": ("bench.cli.perf_learnability", "Held-out R^2 of a scorer CNN trained briefly on each face attribute."),
     "propose": ("bench.cli.perf_propose", "Seconds per propose call of an optimizer at N = 200, 500, 1000 observations."),
 }
 
