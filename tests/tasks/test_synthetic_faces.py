@@ -138,7 +138,7 @@ def test_twin_checks_add_the_nuisance_figures(monkeypatch: pytest.MonkeyPatch) -
 
 
 #: the twins whose artifacts ship in tasks/artifacts/synthetic-faces-<slug>/
-SHIPPED_TWINS = ("bangs", "eyeglasses", "beard", "age")
+SHIPPED_TWINS = ("smiling", "bangs", "eyeglasses", "beard", "age")
 
 
 @pytest.mark.parametrize("slug", SHIPPED_TWINS)
