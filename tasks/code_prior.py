@@ -16,6 +16,7 @@ slower), and its figures then do not depend on the machine's thread count.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import math
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 from bench.core.prior import CodePrior
 from bench.tasks.inference import batched_inference
-from bench.tasks.vqvae import batch_order, load_model, save_torch
+from bench.tasks.vqvae import batch_order, load_model, save_model
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,7 @@ def _train_steps(model: CodeTransformer, flat: np.ndarray, weights: np.ndarray |
     order = batch_order(len(flat), steps, batch, weights, rng)
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     model.to(device).train()
-    recent: list[float] = []
-    window = max(1, math.ceil(len(flat) / batch))
+    recent: collections.deque[float] = collections.deque(maxlen=max(1, math.ceil(len(flat) / batch)))
     with _one_cpu_thread(device):
         for step in tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False):
             codes = torch.from_numpy(flat[order[step]]).to(device)
@@ -164,7 +164,7 @@ def _train_steps(model: CodeTransformer, flat: np.ndarray, weights: np.ndarray |
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            recent = (recent + [float(loss.detach())])[-window:]
+            recent.append(float(loss.detach()))
     model.eval()
     return float(np.mean(recent)) if recent else float("nan")
 
@@ -253,9 +253,7 @@ def nll_per_code(prior: CodePrior, latents: np.ndarray) -> float:
 
 def save_prior(prior: TransformerCodePrior, path: Path) -> None:
     """Config and float16 weights (a prior's likelihoods barely move at half precision)."""
-    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).clone()
-             for k, v in prior.model.state_dict().items()}
-    save_torch({"config": prior.config.to_dict(), "state_dict": state}, path)
+    save_model(prior.model, prior.config.to_dict(), path, half=True)
 
 
 def load_prior(path: Path, device: torch.device | None = None) -> TransformerCodePrior:

@@ -51,6 +51,12 @@ SPLITS = ("vqvae", "scorer", "test", "reference-high", "reference-train")
 _STREAM_INITIAL = 101  # seed-sequence purpose of the initial design
 
 
+def artifact_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every model file of an artifacts folder (not the manifest, not hidden files), by name."""
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())
+            if p.is_file() and p.name != MANIFEST_FILE and not p.name.startswith(".")}
+
+
 def default_artifacts_root() -> Path:
     """``$BENCH_ARTIFACTS`` when set, else ``tasks/artifacts`` next to this file."""
     env = os.environ.get(ARTIFACTS_ENV)
@@ -374,8 +380,7 @@ class VQImageTask(RetrainableTask):
                          "batch_size": settings.batch_size,
                          "stats": stats, "seconds": {"scorers": scorer_s, "vqvae_data": data_s, "vqvae": vqvae_s,
                                                      "total": time.perf_counter() - t0}},
-            "files": {p.name: file_sha256(p) for p in sorted(folder.iterdir())
-                      if p.is_file() and p.name != MANIFEST_FILE and not p.name.startswith(".")},
+            "files": artifact_hashes(folder),
             **checks,
         })
         write_json(folder / MANIFEST_FILE, manifest)
@@ -400,8 +405,7 @@ class VQImageTask(RetrainableTask):
         info.update({"file": PRIOR_FILE, "test_nll_per_code": nll_per_code(self._prior, test_codes),
                      "uniform_nll_per_code": float(np.log(model.config.codebook_size))})
         manifest = {**manifest, "prior": info,
-                    "files": {p.name: file_sha256(p) for p in sorted(folder.iterdir())
-                              if p.is_file() and p.name != MANIFEST_FILE and not p.name.startswith(".")}}
+                    "files": artifact_hashes(folder)}
         if write:
             write_json(folder / MANIFEST_FILE, manifest)
         return manifest
@@ -543,10 +547,9 @@ class VQImageTask(RetrainableTask):
         """SHA-256 of the checkpoint files and the configuration hash."""
         self._ensure_loaded()
         h = hashlib.sha256(f"{self.name}:{self.config_hash()}".encode())
-        for path in sorted(self.artifact_dir.iterdir()):
-            if path.is_file() and path.name != MANIFEST_FILE and not path.name.startswith("."):
-                h.update(path.name.encode())
-                h.update(file_sha256(path).encode())
+        for name, digest in artifact_hashes(self.artifact_dir).items():
+            h.update(name.encode())
+            h.update(digest.encode())
         return h.digest()
 
     def set_metrics(self, images: np.ndarray, subset: str) -> list[dict[str, Any]]:

@@ -435,15 +435,22 @@ def save_torch(payload: Any, path: Path) -> None:
     atomic_write(Path(path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
-def save_checkpoint(model: VQVAE, path: Path, half: bool = False) -> None:
-    """Atomically save config + weights; ``half`` stores float weights as float16 (half the size)."""
+def save_model(module: nn.Module, config: dict[str, Any], path: Path, half: bool = False,
+               full_precision: tuple[str, ...] = ()) -> None:
+    """Atomically save ``{"config", "state_dict"}`` (what :func:`load_model` reads); ``half`` stores
+    float weights as float16 (half the size), except the entries named in ``full_precision``."""
     state = {}
-    for key, value in model.state_dict().items():
+    for key, value in module.state_dict().items():
         value = value.detach().cpu()
-        if half and value.is_floating_point() and key not in _FULL_PRECISION_BUFFERS:
+        if half and value.is_floating_point() and key not in full_precision:
             value = value.half()
         state[key] = value.clone()
-    save_torch({"config": model.config.to_dict(), "state_dict": state}, path)
+    save_torch({"config": config, "state_dict": state}, path)
+
+
+def save_checkpoint(model: VQVAE, path: Path, half: bool = False) -> None:
+    """Atomically save config + weights; ``half`` stores float weights as float16 (half the size)."""
+    save_model(model, model.config.to_dict(), path, half, _FULL_PRECISION_BUFFERS)
 
 
 def load_model(path: Path, build: Callable[[dict[str, Any]], M], what: str, hint: str) -> M:
