@@ -44,12 +44,18 @@ import scipy.sparse as sp
 from bench.optimizers.tree_ensemble import TreeEnsemble
 
 EXPLORATION_MODES = ("none", "bonus", "penalty")
+#: how a distance bonus is solved: one MILP with a distance variable, or one MILP per distance level
+ACQUISITION_ROUTES = ("direct", "levels")
 #: relative tolerance when comparing a solver's claimed value with the re-scored one
 VALUE_TOLERANCE = 1e-5
 
 
 class AcquisitionTimeLimit(RuntimeError):
     """The opt-in wall-clock limit stopped a solve before any feasible point: load-dependent."""
+
+
+class AcquisitionInfeasible(RuntimeError):
+    """HiGHS proved that no latent satisfies the model's constraints."""
 
 
 @dataclass
@@ -98,7 +104,7 @@ class MilpResult:
                 "solve_s": self.solve_s, "build_s": self.build_s, "pred_mean": self.mean,
                 "distance": self.distance, "n_vars": self.n_vars, "n_binaries": self.n_binaries,
                 "n_rows": self.n_rows, "n_nonzeros": self.n_nonzeros, "time_limited": self.time_limited,
-                **{k: self.extra[k] for k in ("lazy_rounds", "nodes") if k in self.extra}}
+                **{k: self.extra[k] for k in ("lazy_rounds", "nodes", "levels") if k in self.extra}}
 
 
 def hamming_to_nearest(latent: np.ndarray, points: np.ndarray) -> float:
@@ -178,7 +184,7 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
                       warm_start: np.ndarray | None = None, max_nodes: int | None = None,
                       time_limit: float | None = None, mip_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
                       seed: int = 0, threads: int = 1, rng: np.random.Generator | None = None,
-                      lazy_rows: int = 32, max_lazy_rounds: int = 200) -> MilpResult:
+                      lazy_rows: int = 32, max_lazy_rounds: int = 200, route: str = "direct") -> MilpResult:
     """Maximise the acquisition over latents whose position ``p`` takes a code in ``allowed[p]``.
 
     ``observed`` (n, P) are the points of the distance term; ``trust_centers`` (m, P) with
@@ -198,59 +204,110 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
     found nearer to the solution than the model believed, until none is (then the solution and
     the bound hold for all points). ``lazy_rows=0`` builds every row at once.
 
+    ``route`` picks how a distance bonus is solved: "direct" (one MILP with the distance variable,
+    the reference), "levels" (one pure-ensemble MILP per distance level, see
+    :func:`_solve_by_levels`; same optimum, faster on some large problems and slower on
+    others). Without a bonus both routes are the same MILP.
+
     The returned latent is re-scored with the ensemble: ``objective`` is its true acquisition
     value, ``gap`` is recomputed from it and the proven bound, and a solver answer worth less
     than the solver claimed raises ``RuntimeError``.
     """
+    if route not in ACQUISITION_ROUTES:
+        raise ValueError(f"route must be one of {ACQUISITION_ROUTES}, got {route!r}")
     start = time.perf_counter()
     n_pos = len(allowed)
     observed_arr = _rows_or_empty(observed, n_pos)
-    exclude_arr = np.unique(_rows_or_empty(exclude, n_pos), axis=0)
-    common = dict(exploration=exploration, exploration_weight=exploration_weight, trust_centers=trust_centers,
-                  trust_radius=trust_radius, max_nodes=max_nodes, time_limit=time_limit, mip_gap=mip_gap,
-                  mip_abs_gap=mip_abs_gap, seed=seed, threads=threads, rng=rng)
-    lazy = exploration == "bonus" and exploration_weight != 0.0 and 0 < lazy_rows < len(observed_arr)
-    active = np.ones(len(observed_arr), dtype=bool)
-    if lazy:
-        anchor = np.array([a[0] for a in allowed]) if warm_start is None else np.asarray(warm_start).reshape(-1)
-        nearest = np.argsort((observed_arr != anchor[None, :]).sum(axis=1), kind="stable")
-        active[:] = False
-        active[nearest[:lazy_rows]] = True
-    pinned = np.zeros(len(exclude_arr), dtype=bool)  # excluded latents the model tells apart exactly
-    solve_s = 0.0
-    rounds = nodes = 0
-    time_limited = False
-    while True:
-        rounds += 1
-        result = _solve_checked(ensemble, allowed, n_codes, observed=observed_arr[active],
-                                exclude=exclude_arr[pinned], warm_start=warm_start, **common)
-        solve_s += result.solve_s
-        nodes += int(result.extra.get("nodes", 0))
-        time_limited = time_limited or result.time_limited
-        latent, covered = _representative(result, exclude_arr)
-        if latent is None:  # every latent the solution stands for is excluded: tell them apart
-            if rounds >= max_lazy_rounds:
-                raise RuntimeError(f"acquisition MILP: no admissible latent after {rounds} rounds (max_lazy_rounds)")
-            pinned |= covered
-            continue
-        result.latent = latent
-        true_d = (observed_arr != latent[None, :]).sum(axis=1)
-        if not lazy or not (true_d < result.distance - 1e-9).any():
-            break
-        if rounds >= max_lazy_rounds:
-            result.status = "Lazy round limit reached"
-            break
-        # add the violated points and, pre-emptively, the inactive ones just as near: the next
-        # solutions tend to lie next to this one
-        near = np.flatnonzero(~active & (true_d <= result.distance + 1))
-        active[near[np.argsort(true_d[near], kind="stable")[:lazy_rows]]] = True
-        warm_start = latent
-    _rescore(result, ensemble, observed_arr, exploration, exploration_weight, mip_gap, mip_abs_gap)
-    result.time_limited = time_limited
-    result.build_s, result.solve_s = time.perf_counter() - start - solve_s, solve_s
-    result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum()), "nodes": nodes,
-                         "exact_exclusions": int(pinned.sum())})
+    lazy = _Lazy(observed_arr, np.unique(_rows_or_empty(exclude, n_pos), axis=0), lazy_rows,
+                 max_lazy_rounds, dict(trust_centers=trust_centers, trust_radius=trust_radius, max_nodes=max_nodes,
+                                       time_limit=time_limit, mip_gap=mip_gap, mip_abs_gap=mip_abs_gap, seed=seed,
+                                       threads=threads, rng=rng))
+    bonus = exploration == "bonus" and exploration_weight != 0.0 and len(observed_arr) > 0
+    if route == "levels" and bonus:
+        result = _solve_by_levels(ensemble, allowed, n_codes, lazy, exploration_weight, warm_start)
+    else:
+        result = lazy.solve(ensemble, allowed, n_codes, exploration, exploration_weight, warm_start)
+        result.extra["route"] = "direct"
+        _rescore(result, ensemble, observed_arr, exploration, exploration_weight, mip_gap, mip_abs_gap)
+    result.build_s = time.perf_counter() - start - result.solve_s
     return result
+
+
+@dataclass
+class _Lazy:
+    """One acquisition solved by MILPs over a growing set of distance rows and exact exclusions.
+
+    With a distance bonus and more than ``lazy_rows`` observed points, the model starts with the
+    ``lazy_rows`` points nearest to the warm start (a relaxation: fewer rows can only
+    overestimate the distance) and each round adds points found nearer to the solution than
+    the model believed, until none is. A solution standing only for excluded latents makes
+    those latents exact (own columns, no-good cuts) for the next round.
+    """
+
+    observed: np.ndarray
+    exclude: np.ndarray
+    lazy_rows: int
+    max_lazy_rounds: int
+    options: dict[str, Any]
+    #: totals over every MILP this acquisition solved (several per call on the "levels" route)
+    totals: dict[str, Any] = field(default_factory=lambda: {"solve_s": 0.0, "rounds": 0, "nodes": 0,
+                                                            "time_limited": False})
+
+    def solve(self, ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int, exploration: str,
+              weight: float, warm_start: np.ndarray | None, distance_floor: int | None = None) -> MilpResult:
+        """Solve to the end of the lazy loop (not re-scored). With ``distance_floor`` D the
+        distance is fixed at D: the best mean among latents at least D from every observed point.
+
+        A level gets every distance row at once and an interior-point root LP: measured on 800
+        depth-2 trees at N = 2,000, lazy rows needed ~60 MILP rounds, and dual simplex spent a
+        minute on the root LP that the interior-point method solves in 2 s."""
+        bonus = exploration == "bonus" and weight != 0.0
+        lazy = bonus and 0 < self.lazy_rows < len(self.observed) and distance_floor is None
+        level_options = {} if distance_floor is None else {"distance_floor": distance_floor, "lp_solver": "ipm"}
+        active = np.ones(len(self.observed), dtype=bool)
+        if lazy:
+            anchor = np.array([a[0] for a in allowed]) if warm_start is None else np.asarray(warm_start).reshape(-1)
+            nearest = np.argsort((self.observed != anchor[None, :]).sum(axis=1), kind="stable")
+            active[:] = False
+            active[nearest[:max(self.lazy_rows, 1)]] = True
+        pinned = np.zeros(len(self.exclude), dtype=bool)  # excluded latents the model tells apart exactly
+        rounds = nodes = 0
+        solve_s, time_limited = 0.0, False
+        while True:
+            rounds += 1
+            result = _solve_checked(ensemble, allowed, n_codes, observed=self.observed[active],
+                                    exclude=self.exclude[pinned], warm_start=warm_start, exploration=exploration,
+                                    exploration_weight=weight, **level_options, **self.options)
+            solve_s += result.solve_s
+            nodes += int(result.extra.get("nodes", 0))
+            time_limited = time_limited or result.time_limited
+            latent, covered = _representative(result, self.exclude)
+            if latent is None:  # every latent the solution stands for is excluded: tell them apart
+                if rounds >= self.max_lazy_rounds:
+                    raise RuntimeError(f"acquisition MILP: no admissible latent after {rounds} rounds "
+                                       "(max_lazy_rounds)")
+                pinned |= covered
+                continue
+            result.latent = latent
+            true_d = (self.observed != latent[None, :]).sum(axis=1)
+            need = result.distance
+            if not lazy or not (true_d < need - 1e-9).any():
+                break
+            if rounds >= self.max_lazy_rounds:
+                result.status = "Lazy round limit reached"
+                break
+            # add the violated points and, pre-emptively, the inactive ones just as near: the next
+            # solutions tend to lie next to this one
+            near = np.flatnonzero(~active & (true_d <= need + 1))
+            active[near[np.argsort(true_d[near], kind="stable")[:max(self.lazy_rows, 1)]]] = True
+            warm_start = latent
+        for key, value in (("solve_s", solve_s), ("rounds", rounds), ("nodes", nodes)):
+            self.totals[key] += value
+        self.totals["time_limited"] = self.totals["time_limited"] or time_limited
+        result.solve_s, result.time_limited = solve_s, time_limited
+        result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum()), "nodes": nodes,
+                             "exact_exclusions": int(pinned.sum())})
+        return result
 
 
 def _representative(result: MilpResult, exclude: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -285,18 +342,79 @@ def _rescore(result: MilpResult, ensemble: TreeEnsemble, observed: np.ndarray, e
     follows the true value. A proven optimum that misses its bound by more than the allowed gap
     is demoted to "Gap not closed".
     """
-    use_distance = exploration != "none" and weight != 0.0 and len(observed) > 0
-    result.mean = float(ensemble.predict(result.latent[None])[0])
-    result.distance = hamming_to_nearest(result.latent, observed) if use_distance else 0.0
-    sign = 1.0 if exploration == "bonus" else -1.0
-    result.objective = result.mean + (sign * weight * result.distance if use_distance else 0.0)
+    _score(result, ensemble, observed, exploration, weight)
     result.gap = relative_gap(result.objective, result.bound)
-    allowed_gap = max(mip_abs_gap, mip_gap * abs(result.objective)) + VALUE_TOLERANCE * (1.0 + abs(result.objective))
+    allowed_gap = _allowed_gap(result.objective, mip_gap, mip_abs_gap)
     if result.bound < result.objective - VALUE_TOLERANCE * (1.0 + abs(result.objective)):
         raise RuntimeError(f"acquisition MILP bound {result.bound:.6g} is below the value {result.objective:.6g} "
                            "of its own answer: the model does not represent the ensemble")
     if result.status == "Optimal" and result.bound - result.objective > allowed_gap:
         result.status = "Gap not closed"
+
+
+def _score(result: MilpResult, ensemble: TreeEnsemble, observed: np.ndarray, exploration: str,
+           weight: float) -> None:
+    """Set the result's mean, distance and objective to its latent's true values."""
+    use_distance = exploration != "none" and weight != 0.0 and len(observed) > 0
+    result.mean = float(ensemble.predict(result.latent[None])[0])
+    result.distance = hamming_to_nearest(result.latent, observed) if use_distance else 0.0
+    sign = 1.0 if exploration == "bonus" else -1.0
+    result.objective = result.mean + (sign * weight * result.distance if use_distance else 0.0)
+
+
+def _allowed_gap(value: float, mip_gap: float, mip_abs_gap: float) -> float:
+    """How far a bound may lie above ``value`` for the value to count as optimal."""
+    return max(mip_abs_gap, mip_gap * abs(value)) + VALUE_TOLERANCE * (1.0 + abs(value))
+
+
+def _solve_by_levels(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int, lazy: _Lazy,
+                     weight: float, warm_start: np.ndarray | None) -> MilpResult:
+    """The distance bonus solved one distance level at a time (``route="levels"``).
+
+    With g(D) the best mean among latents at Hamming distance >= D from every observed point,
+    the optimum is max_D g(D) + w D. First the mean alone is maximised (no distance rows): its
+    latent x0 has value U at distance d0, and U bounds every g(D), so levels D <= d0 add nothing
+    beyond x0. Levels D > d0 are then solved from D = P down, each a MILP of the ensemble alone
+    with the matches to each observed point capped at P - D (the distance variable fixed at D),
+    until U + w D cannot beat the best value found. A level's LP relaxation is nearly tight
+    (HiGHS closes most levels at the root), whereas the direct model's is weak: spreading a
+    position's weight over several codes looks far from every observed point. A level with no
+    admissible latent that far is skipped.
+
+    Measured (8x8x256, 800 depth-2 trees, 2 cores): much faster than "direct" at N = 2,000
+    (smile-synthetic encodings 15 s against 320 s; random codes proven in 61 s, where "direct"
+    is not proven in 120 s), no faster at N = 10,000 encodings (290 s), and much slower on
+    clustered codes at N = 500 (130-540 s against 4-6 s). Hence opt-in.
+    """
+    observed, options = lazy.observed, lazy.options
+    gap, abs_gap = options["mip_gap"], options["mip_abs_gap"]
+    top = lazy.solve(ensemble, allowed, n_codes, "none", 0.0, warm_start)
+    mean_bound = top.bound
+    _score(top, ensemble, observed, "bonus", weight)
+    best, bound, statuses, levels = top, mean_bound + weight * top.distance, [top.status], 0
+    for floor in range(len(allowed), int(top.distance), -1):
+        ceiling = mean_bound + weight * floor
+        if ceiling <= best.objective + _allowed_gap(best.objective, gap, abs_gap):
+            bound = max(bound, ceiling)  # this level and every nearer one cannot do better
+            break
+        levels += 1
+        start = best.latent if best.distance >= floor else top.latent
+        try:
+            level = lazy.solve(ensemble, allowed, n_codes, "bonus", weight, start, distance_floor=floor)
+        except AcquisitionInfeasible:  # no admissible latent this far from every observed point
+            continue
+        bound = max(bound, level.bound)
+        statuses.append(level.status)
+        _score(level, ensemble, observed, "bonus", weight)
+        if level.objective > best.objective:
+            best = level
+    best.bound = bound
+    best.status = next((st for st in statuses if st not in ("Optimal", "trivial")), "Optimal")
+    best.solve_s, best.time_limited = lazy.totals["solve_s"], lazy.totals["time_limited"]
+    best.extra.update({"lazy_rounds": lazy.totals["rounds"], "nodes": lazy.totals["nodes"], "levels": levels,
+                       "route": "levels"})
+    _rescore(best, ensemble, observed, "bonus", weight, gap, abs_gap)
+    return best
 
 
 def relative_gap(value: float, bound: float) -> float:
@@ -391,7 +509,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
                 trust_centers: np.ndarray | None, trust_radius: int | None, exclude: np.ndarray | None,
                 warm_start: np.ndarray | None, max_nodes: int | None, time_limit: float | None,
                 mip_gap: float, mip_abs_gap: float, seed: int, threads: int,
-                rng: np.random.Generator | None, presolve: bool = True, use_start: bool = True) -> MilpResult:
+                rng: np.random.Generator | None, distance_floor: int | None = None, presolve: bool = True,
+                use_start: bool = True, lp_solver: str | None = None) -> MilpResult:
     """One MILP over the distance rows of ``observed`` (see :func:`solve_acquisition`).
 
     ``exclude`` holds the excluded latents the model must tell apart exactly (the others are
@@ -399,7 +518,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     solution stands for: per position, the codes of its chosen group (every allowed code where
     the position is dropped).
     ``objective`` is HiGHS's claim and ``model_value`` the value of the decoded latent in this
-    model; :func:`_solve_checked` compares them.
+    model; :func:`_solve_checked` compares them. ``lp_solver`` is HiGHS's ``mip_lp_solver``.
     """
     t_build = time.perf_counter()
     if exploration not in EXPLORATION_MODES:
@@ -427,7 +546,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     groups = _code_groups(comp, allowed, kept, _codes_per_position(np.concatenate([centers[:0], *exact_pts]), n_pos),
                           _codes_per_position(np.concatenate(avoid_pts), n_pos), n_codes)
     model = _build_model(ensemble, comp, groups, kept, observed, exploration, exploration_weight, centers,
-                         trust_radius if use_trust else None, exclude)
+                         trust_radius if use_trust else None, exclude, distance_floor)
     n_x = len(groups.codes)
     if n_x == 0 or model.n_leaf_cols == 0 and all(
             len(groups.codes[g]) == len(allowed[groups.position[g]]) for g in range(n_x)):
@@ -440,6 +559,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     options = {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
                "mip_rel_gap": float(mip_gap), "mip_abs_gap": float(mip_abs_gap),
                "presolve": "on" if presolve else "off"}
+    if lp_solver is not None:
+        options["mip_lp_solver"] = lp_solver
     if max_nodes is not None:
         options["mip_max_nodes"] = int(max_nodes)
     if time_limit is not None:
@@ -462,7 +583,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     if info.primal_solution_status != 2:  # no feasible solution found
-        error = AcquisitionTimeLimit if status == "Time limit reached" else RuntimeError
+        error = {"Time limit reached": AcquisitionTimeLimit, "Infeasible": AcquisitionInfeasible}.get(status, RuntimeError)
         raise error(f"acquisition MILP found no feasible point (status: {status})")
     x = np.asarray(h.getSolution().col_value)
     latent, choice = _decode(x, groups, kept, fill, allowed, rng)
@@ -581,8 +702,9 @@ class _Model:
 
 def _build_model(ensemble: TreeEnsemble, comp: Any, groups: _Groups, kept: np.ndarray, observed: np.ndarray,
                  exploration: str, weight: float, centers: np.ndarray, trust_radius: int | None,
-                 exclude: np.ndarray) -> _Model:
-    """Columns and rows of the acquisition MILP (see the module doc)."""
+                 exclude: np.ndarray, distance_floor: int | None = None) -> _Model:
+    """Columns and rows of the acquisition MILP (see the module doc); ``distance_floor`` fixes
+    the distance variable (the "levels" route)."""
     columns = _Columns()
     columns.add(np.zeros(len(groups.codes)), 0.0, 1.0, True)
     rows = _Rows()
@@ -598,7 +720,8 @@ def _build_model(ensemble: TreeEnsemble, comp: Any, groups: _Groups, kept: np.nd
 
     d_col = -1
     if exploration != "none":
-        d_col = int(columns.add(weight if exploration == "bonus" else -weight, 0.0, float(n_kept), False)[0])
+        low, high = (0.0, float(n_kept)) if distance_floor is None else (float(distance_floor),) * 2
+        d_col = int(columns.add(weight if exploration == "bonus" else -weight, low, high, False)[0])
         obs_cols = _unique_rows(observed, kept, groups.group_col)
         if exploration == "bonus":  # d <= P - matches(i)
             for cols in obs_cols:
@@ -744,6 +867,9 @@ def _warm_start_vector(z: np.ndarray, comp: Any, groups: _Groups, kept: np.ndarr
         obs_groups = group_col[kept[None, :], observed[:, kept]]
         matched = (obs_groups == cols[None, :]) & (obs_groups >= 0)
         vec[d_col] = float(len(kept) - matched.sum(axis=1).max())
+        if vec[d_col] < model.columns.lower[d_col]:
+            return None  # nearer to an observed point than the fixed distance allows
+        vec[d_col] = min(vec[d_col], model.columns.upper[d_col])
         if exploration == "penalty":
             # a-columns follow d in the order of unique observed rows; recompute that order
             obs_cols = np.unique(group_col[kept[None, :], observed[:, kept]], axis=0)

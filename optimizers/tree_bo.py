@@ -35,7 +35,7 @@ from bench.core.registry import register_optimizer
 from bench.core.space import CodeGrid
 from bench.optimizers._common import distinct_batch, latent_key, mutate
 from bench.optimizers.local_acquisition import local_search_acquisition
-from bench.optimizers.milp import EXPLORATION_MODES, AcquisitionTimeLimit, solve_acquisition
+from bench.optimizers.milp import ACQUISITION_ROUTES, EXPLORATION_MODES, AcquisitionTimeLimit, solve_acquisition
 from bench.optimizers.tree_ensemble import TreeEnsemble, from_catboost, from_lightgbm, from_xgboost
 
 LIBRARIES = ("lightgbm", "xgboost", "catboost")
@@ -119,6 +119,8 @@ class TreeEnsembleBO(Optimizer):
     categorical parameters (see the module doc); ``fit_top``/``fit_random`` fit on the best
     ``fit_top`` points plus ``fit_random`` random others (all points when there are fewer);
     ``exploration``, ``kappa``, ``trust_radius``, ``trust_centers`` shape the acquisition;
+    ``route`` ("direct" or "levels", see :func:`optimizers.milp.solve_acquisition`: the same
+    optimum, different speed) picks how a distance bonus is solved;
     ``max_nodes`` (branch-and-bound nodes per solve, deterministic), ``mip_gap`` (relative) and
     ``abs_gap`` (absolute, in units of the score std) stop the solver; ``time_limit`` (s per
     solve, default none) is an opt-in safety net: when it fires, the proposal is flagged
@@ -133,8 +135,8 @@ class TreeEnsembleBO(Optimizer):
                  cat_smooth: float = 1.0, cat_l2: float = 1.0, max_cat_to_onehot: int = 4,
                  max_cat_threshold: int = 64, fit_top: int | None = None, fit_random: int | None = None,
                  exploration: str = "bonus", kappa: float = 1.0, trust_radius: float | None = 0.25,
-                 trust_centers: int = 1, max_nodes: int | None = None, time_limit: float | None = None,
-                 mip_gap: float = 1e-4,
+                 trust_centers: int = 1, route: str = "direct", max_nodes: int | None = None,
+                 time_limit: float | None = None, mip_gap: float = 1e-4,
                  abs_gap: float = 1e-3, n_local_starts: int = 8, local_max_steps: int = 100) -> None:
         super().__init__(space, seed)
         if library not in LIBRARIES:
@@ -143,6 +145,8 @@ class TreeEnsembleBO(Optimizer):
             raise ValueError(f"acquisition must be 'milp' or 'local', got {acquisition!r}")
         if exploration not in EXPLORATION_MODES:
             raise ValueError(f"exploration must be one of {EXPLORATION_MODES}, got {exploration!r}")
+        if route not in ACQUISITION_ROUTES:
+            raise ValueError(f"route must be one of {ACQUISITION_ROUTES}, got {route!r}")
         self.library = library
         self.acquisition = acquisition
         self.surrogate_params: dict[str, Any] = {
@@ -157,6 +161,7 @@ class TreeEnsembleBO(Optimizer):
         self.kappa = float(kappa)
         self.trust_radius = None if trust_radius is None else float(trust_radius)
         self.trust_centers = int(trust_centers)
+        self.route = route
         self.max_nodes = None if max_nodes is None else int(max_nodes)
         self.time_limit = None if time_limit is None else float(time_limit)
         self.mip_gap = float(mip_gap)
@@ -226,7 +231,7 @@ class TreeEnsembleBO(Optimizer):
                         warm_start=local[0].latent if local else incumbent, max_nodes=self.max_nodes,
                         time_limit=self.time_limit,
                         mip_gap=self.mip_gap, mip_abs_gap=self.abs_gap * y_std, seed=self.seed,
-                        rng=self.rng)
+                        rng=self.rng, route=self.route)
                     info.update(result.info())
                     if latent_key(result.latent) not in seen:
                         choice = result.latent

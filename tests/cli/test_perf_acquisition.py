@@ -37,10 +37,11 @@ def test_encodings_cases_use_the_tasks_own_initial_design() -> None:
     assert np.array_equal(latents, init.latents.reshape(30, -1)) and np.array_equal(scores, init.scores)
 
 
-def test_small_case_is_solved_to_optimality_without_entmoot() -> None:
+@pytest.mark.parametrize("route", ["direct", "levels"])
+def test_small_case_is_solved_to_optimality_without_entmoot(route: str) -> None:
     row = run_case("tiny", Case(60, 15, 2, 5), 0, beta=1.96, time_limit=None, max_nodes=None, mip_gap=1e-4,
-                   with_entmoot=False, height=3, width=3, codes=16)
-    assert row["optimal"] and row["ours_status"] == "Optimal" and row["ours_gap"] <= 1e-4
+                   with_entmoot=False, route=route, height=3, width=3, codes=16)
+    assert row["optimal"] and row["ours_status"] == "Optimal" and row["ours_gap"] <= 1e-4 and row["route"] == route
     assert row["entmoot_status"] == "ENTMOOT could not build" and not row["ours_time_limited"]
 
 

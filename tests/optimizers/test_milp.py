@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.optimizers.local_acquisition import IncrementalScorer, local_search_acquisition
-from bench.optimizers.milp import acquisition_value, solve_acquisition
+from bench.optimizers.milp import acquisition_value, hamming_to_nearest, solve_acquisition
 from bench.optimizers.tree_bo import fit_surrogate
 
 N_POS, N_CODES = 4, 5
@@ -146,3 +146,32 @@ def test_lazy_distance_rows_reach_the_full_optimum(library: str) -> None:
     assert full.objective == pytest.approx(values.max(), abs=1e-6)
     assert lazy.bound >= values.max() - 1e-6
     assert lazy.extra["lazy_rounds"] > 1 and lazy.extra["distance_rows"] < len(observed)
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_levels_route_reaches_the_direct_optimum_beyond_brute_force_size(library: str) -> None:
+    """10 positions x 8 codes with 300 observed points (lazy rows on the direct route); every code
+    of position 0 is observed, so the farthest level (distance 10) has no latent and is skipped."""
+    rng = np.random.default_rng(3)
+    n_pos, n_codes = 10, 8
+    X = rng.integers(0, n_codes, size=(300, n_pos))
+    X[:n_codes, 0] = np.arange(n_codes)
+    y = (X[:, :5] == 3).sum(axis=1) + 0.5 * (X[:, 5] == X[:, 6]) + 0.1 * rng.normal(size=len(X))
+    ensemble, _ = fit_surrogate(library, X, y, 0, n_trees=60, max_depth=2, min_child_samples=3, n_codes=n_codes)
+    allowed = [np.arange(n_codes)] * n_pos
+    kwargs = dict(observed=X, exploration="bonus", exploration_weight=0.4, warm_start=X[int(np.argmax(y))],
+                  mip_gap=0.0, mip_abs_gap=0.0)
+    direct = solve_acquisition(ensemble, allowed, n_codes, **kwargs)
+    levels = solve_acquisition(ensemble, allowed, n_codes, route="levels", **kwargs)
+    assert direct.optimal and levels.optimal
+    assert levels.objective == pytest.approx(direct.objective, abs=1e-6)
+    assert levels.bound >= direct.objective - 1e-6
+    assert levels.distance == hamming_to_nearest(levels.latent, X) and levels.distance < n_pos
+    assert levels.extra["route"] == "levels" and levels.extra["levels"] >= 1
+
+
+def test_unknown_route_is_named() -> None:
+    ensemble, X = _problem("lightgbm")
+    with pytest.raises(ValueError, match="route must be one of"):
+        solve_acquisition(ensemble, ALLOWED, N_CODES, observed=X, exploration="bonus", exploration_weight=0.1,
+                          route="fast")

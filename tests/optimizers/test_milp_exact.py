@@ -65,12 +65,12 @@ class Case:
             ok &= ~(ALL[:, None, :] == self.exclude[None]).all(axis=2).any(axis=1)
         return ok
 
-    def solve(self, ensemble: TreeEnsemble) -> Any:
+    def solve(self, ensemble: TreeEnsemble, route: str = "direct") -> Any:
         return solve_acquisition(ensemble, self.allowed, N_CODES, observed=self.observed,
                                  exploration=self.exploration, exploration_weight=self.weight,
                                  trust_centers=self.centers, trust_radius=self.radius, exclude=self.exclude,
                                  warm_start=self.warm_start, lazy_rows=self.lazy_rows, mip_gap=0.0,
-                                 mip_abs_gap=0.0)
+                                 mip_abs_gap=0.0, route=route)
 
 
 def random_case(rng: np.random.Generator, X: np.ndarray, y_std: float) -> Case:
@@ -96,22 +96,28 @@ def random_case(rng: np.random.Generator, X: np.ndarray, y_std: float) -> Case:
 
 
 def check(case: Case, ensemble: TreeEnsemble, mean: np.ndarray, label: str) -> np.ndarray | None:
-    """Solve ``case`` and compare with brute force; the returned latent (None if nothing is feasible)."""
+    """Solve ``case`` by every route and compare with brute force; the direct route's latent
+    (None if nothing is feasible)."""
     feasible = case.feasible()
+    routes = ("direct", "levels") if case.exploration == "bonus" else ("direct",)
     if not feasible.any():
-        with pytest.raises(RuntimeError):
-            case.solve(ensemble)
+        for route in routes:
+            with pytest.raises(RuntimeError):
+                case.solve(ensemble, route)
         return None
     values = true_values(mean, ALL, case.observed, case.exploration, case.weight)
     best = values[feasible].max()
-    result = case.solve(ensemble)
-    index = int(np.flatnonzero((ALL == result.latent).all(axis=1))[0])
-    assert feasible[index], f"{label}: infeasible answer {result.latent}"
-    assert values[index] == pytest.approx(best, abs=1e-5), f"{label}: {values[index]} < optimum {best}"
-    assert result.objective == pytest.approx(values[index], abs=1e-5), label
-    assert result.bound >= best - 1e-5, f"{label}: bound {result.bound} below optimum {best}"
-    assert result.optimal, f"{label}: {result.status}"
-    return result.latent
+    for route in routes:
+        result = case.solve(ensemble, route)
+        index = int(np.flatnonzero((ALL == result.latent).all(axis=1))[0])
+        where = f"{label} route={route}"
+        assert feasible[index], f"{where}: infeasible answer {result.latent}"
+        assert values[index] == pytest.approx(best, abs=1e-5), f"{where}: {values[index]} < optimum {best}"
+        assert result.objective == pytest.approx(values[index], abs=1e-5), where
+        assert result.bound >= best - 1e-5, f"{where}: bound {result.bound} below optimum {best}"
+        assert result.optimal, f"{where}: {result.status}"
+        latent = result.latent if route == routes[0] else latent
+    return latent
 
 
 ENSEMBLE_SEEDS = range(8)

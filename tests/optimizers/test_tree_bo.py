@@ -106,3 +106,18 @@ def test_a_time_limit_that_fires_flags_the_proposal_load_dependent() -> None:
     assert timed.load_dependent and timed.info[0]["time_limited"]
     limited = TreeEnsembleBO(data.space, 0, n_trees=40, max_nodes=1).propose(1, data)
     assert not limited.load_dependent and not limited.info[0]["time_limited"]
+
+
+def test_levels_route_proposes_the_same_optimum() -> None:
+    """Both routes are exact: the first proposal's acquisition value is the same."""
+    data = _data(n=40)
+    infos = [TreeEnsembleBO(data.space, 0, n_trees=30, trust_radius=None, route=route).propose(1, data).info[0]
+             for route in ("direct", "levels")]
+    assert all(info["status"] == "Optimal" for info in infos)
+    assert infos[0]["objective"] == pytest.approx(infos[1]["objective"], rel=1e-3)
+    assert infos[1]["levels"] >= 1 and "levels" not in infos[0]
+
+
+def test_unknown_route_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="route must be one of"):
+        TreeEnsembleBO(_data().space, 0, route="fastest")
