@@ -46,6 +46,11 @@ from bench.optimizers.tree_ensemble import TreeEnsemble
 EXPLORATION_MODES = ("none", "bonus", "penalty")
 #: how a distance bonus is solved: one MILP with a distance variable, or one MILP per distance level
 ACQUISITION_ROUTES = ("direct", "levels")
+#: models this large get HiGHS's interior-point root LP (a rule on size, never on time): at the
+#: paper's size (800 depth-2 trees, N = 2,000-10,000: 220k-330k nonzeros) dual simplex spent most
+#: of each solve on the root LP (smile-synthetic encodings, N = 10,000: 238 s against 33 s);
+#: every model up to N = 500 or on clustered codes stays below it (25k-90k) and keeps simplex
+IPM_ROOT_FROM_NONZEROS = 100_000
 #: relative tolerance when comparing a solver's claimed value with the re-scored one
 VALUE_TOLERANCE = 1e-5
 
@@ -381,10 +386,10 @@ def _solve_by_levels(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes:
     position's weight over several codes looks far from every observed point. A level with no
     admissible latent that far is skipped.
 
-    Measured (8x8x256, 800 depth-2 trees, 2 cores): much faster than "direct" at N = 2,000
-    (smile-synthetic encodings 15 s against 320 s; random codes proven in 61 s, where "direct"
-    is not proven in 120 s), no faster at N = 10,000 encodings (290 s), and much slower on
-    clustered codes at N = 500 (130-540 s against 4-6 s). Hence opt-in.
+    Measured (8x8x256, 800 depth-2 trees, 2 cores): faster than "direct" at N = 2,000
+    (smile-synthetic encodings 15 s against 101 s, random codes 61 s against 190 s), slower at
+    N = 10,000 encodings (292 s against 33 s) and on clustered codes at N = 500 (130-540 s
+    against 4-6 s). Hence opt-in.
     """
     observed, options = lazy.observed, lazy.options
     gap, abs_gap = options["mip_gap"], options["mip_abs_gap"]
@@ -518,7 +523,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     solution stands for: per position, the codes of its chosen group (every allowed code where
     the position is dropped).
     ``objective`` is HiGHS's claim and ``model_value`` the value of the decoded latent in this
-    model; :func:`_solve_checked` compares them. ``lp_solver`` is HiGHS's ``mip_lp_solver``.
+    model; :func:`_solve_checked` compares them. ``lp_solver`` is HiGHS's ``mip_lp_solver``
+    (default: "ipm" from ``IPM_ROOT_FROM_NONZEROS`` nonzeros on, else HiGHS's choice).
     """
     t_build = time.perf_counter()
     if exploration not in EXPLORATION_MODES:
@@ -559,6 +565,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     options = {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
                "mip_rel_gap": float(mip_gap), "mip_abs_gap": float(mip_abs_gap),
                "presolve": "on" if presolve else "off"}
+    if lp_solver is None and model.matrix.nnz >= IPM_ROOT_FROM_NONZEROS:
+        lp_solver = "ipm"
     if lp_solver is not None:
         options["mip_lp_solver"] = lp_solver
     if max_nodes is not None:
@@ -593,7 +601,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     result.time_limited = status == "Time limit reached"
     result.choice = choice
     result.extra.update({"n_kept_positions": len(kept), "n_groups": n_x, "n_leaves": model.n_leaf_cols,
-                         "n_cuts": model.n_cuts, "nodes": int(info.mip_node_count)})
+                         "n_cuts": model.n_cuts, "nodes": int(info.mip_node_count),
+                         "root_lp": lp_solver or "choose"})
     return result
 
 

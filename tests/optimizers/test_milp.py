@@ -170,6 +170,20 @@ def test_levels_route_reaches_the_direct_optimum_beyond_brute_force_size(library
     assert levels.extra["route"] == "levels" and levels.extra["levels"] >= 1
 
 
+def test_large_models_get_the_interior_point_root_lp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root-LP rule depends on the model's size only, and either LP solver reaches the optimum."""
+    ensemble, X = _problem("lightgbm", seed=6)
+    kwargs = dict(observed=X[:40], exploration="bonus", exploration_weight=0.4, warm_start=X[0], mip_gap=0.0,
+                  mip_abs_gap=0.0)
+    values = acquisition_value(ensemble, ALL, observed=X[:40], exploration="bonus", exploration_weight=0.4)
+    small = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
+    monkeypatch.setattr("bench.optimizers.milp.IPM_ROOT_FROM_NONZEROS", 0)
+    large = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
+    assert small.extra["root_lp"] == "choose" and large.extra["root_lp"] == "ipm"
+    for result in (small, large):
+        assert result.optimal and result.objective == pytest.approx(values.max(), abs=1e-6)
+
+
 def test_unknown_route_is_named() -> None:
     ensemble, X = _problem("lightgbm")
     with pytest.raises(ValueError, match="route must be one of"):
