@@ -180,6 +180,8 @@ def test_large_models_get_the_interior_point_root_lp(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("bench.optimizers.milp.IPM_ROOT_FROM_NONZEROS", 0)
     large = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
     assert small.extra["root_lp"] == "choose" and large.extra["root_lp"] == "ipm"
+    again = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
+    assert again.latent.tolist() == large.latent.tolist() and again.objective == large.objective
     for result in (small, large):
         assert result.optimal and result.objective == pytest.approx(values.max(), abs=1e-6)
 
