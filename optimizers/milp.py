@@ -274,7 +274,7 @@ class _Lazy:
             anchor = np.array([a[0] for a in allowed]) if warm_start is None else np.asarray(warm_start).reshape(-1)
             nearest = np.argsort((self.observed != anchor[None, :]).sum(axis=1), kind="stable")
             active[:] = False
-            active[nearest[:max(self.lazy_rows, 1)]] = True
+            active[nearest[:self.lazy_rows]] = True
         pinned = np.zeros(len(self.exclude), dtype=bool)  # excluded latents the model tells apart exactly
         rounds = nodes = 0
         solve_s, time_limited = 0.0, False
@@ -295,16 +295,15 @@ class _Lazy:
                 continue
             result.latent = latent
             true_d = (self.observed != latent[None, :]).sum(axis=1)
-            need = result.distance
-            if not lazy or not (true_d < need - 1e-9).any():
+            if not lazy or not (true_d < result.distance - 1e-9).any():
                 break
             if rounds >= self.max_lazy_rounds:
                 result.status = "Lazy round limit reached"
                 break
             # add the violated points and, pre-emptively, the inactive ones just as near: the next
             # solutions tend to lie next to this one
-            near = np.flatnonzero(~active & (true_d <= need + 1))
-            active[near[np.argsort(true_d[near], kind="stable")[:max(self.lazy_rows, 1)]]] = True
+            near = np.flatnonzero(~active & (true_d <= result.distance + 1))
+            active[near[np.argsort(true_d[near], kind="stable")[:self.lazy_rows]]] = True
             warm_start = latent
         for key, value in (("solve_s", solve_s), ("rounds", rounds), ("nodes", nodes)):
             self.totals[key] += value
@@ -591,7 +590,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     if info.primal_solution_status != 2:  # no feasible solution found
-        error = {"Time limit reached": AcquisitionTimeLimit, "Infeasible": AcquisitionInfeasible}.get(status, RuntimeError)
+        errors = {"Time limit reached": AcquisitionTimeLimit, "Infeasible": AcquisitionInfeasible}
+        error = errors.get(status, RuntimeError)
         raise error(f"acquisition MILP found no feasible point (status: {status})")
     x = np.asarray(h.getSolution().col_value)
     latent, choice = _decode(x, groups, kept, fill, allowed, rng)
