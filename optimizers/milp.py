@@ -49,8 +49,15 @@ ACQUISITION_ROUTES = ("direct", "levels")
 #: models this large get HiGHS's interior-point root LP (a rule on size, never on time): at the
 #: paper's size (800 depth-2 trees, N = 2,000-10,000: 220k-330k nonzeros) dual simplex spent most
 #: of each solve on the root LP (smile-synthetic encodings, N = 10,000: 238 s against 33 s);
-#: every model up to N = 500 or on clustered codes stays below it (25k-90k) and keeps simplex
+#: smaller models (100 trees at N = 100-500: 12k-85k) keep simplex
 IPM_ROOT_FROM_NONZEROS = 100_000
+#: distance rows (a rule on the number of observed points): every row in one MILP up to this many
+#: points, else lazily from the ``LAZY_ROWS`` nearest to the warm start, adding up to as many per
+#: round. Measured at 8x8x256 with the interior-point root: one MILP with every row solves
+#: N = 2,000 in 30-35 s where 32 lazy rows took 101-190 s; at N = 10,000, 512 lazy rows took
+#: 16-19 s against 22-34 s with 32 and 15-36 s with every row
+ALL_DISTANCE_ROWS_UP_TO = 2_000
+LAZY_ROWS = 512
 #: relative tolerance when comparing a solver's claimed value with the re-scored one
 VALUE_TOLERANCE = 1e-5
 
@@ -109,7 +116,7 @@ class MilpResult:
                 "solve_s": self.solve_s, "build_s": self.build_s, "pred_mean": self.mean,
                 "distance": self.distance, "n_vars": self.n_vars, "n_binaries": self.n_binaries,
                 "n_rows": self.n_rows, "n_nonzeros": self.n_nonzeros, "time_limited": self.time_limited,
-                **{k: self.extra[k] for k in ("lazy_rounds", "nodes", "levels") if k in self.extra}}
+                **{k: self.extra[k] for k in ("lazy_rounds", "distance_rows", "nodes", "levels") if k in self.extra}}
 
 
 def hamming_to_nearest(latent: np.ndarray, points: np.ndarray) -> float:
@@ -189,7 +196,7 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
                       warm_start: np.ndarray | None = None, max_nodes: int | None = None,
                       time_limit: float | None = None, mip_gap: float = 1e-4, mip_abs_gap: float = 1e-6,
                       seed: int = 0, threads: int = 1, rng: np.random.Generator | None = None,
-                      lazy_rows: int = 32, max_lazy_rounds: int = 200, route: str = "direct") -> MilpResult:
+                      lazy_rows: int | None = None, max_lazy_rounds: int = 200, route: str = "direct") -> MilpResult:
     """Maximise the acquisition over latents whose position ``p`` takes a code in ``allowed[p]``.
 
     ``observed`` (n, P) are the points of the distance term; ``trust_centers`` (m, P) with
@@ -207,7 +214,8 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
     lazily: the model starts with the ``lazy_rows`` points nearest to the warm start (a
     relaxation: fewer rows can only overestimate the distance), and each round adds the points
     found nearer to the solution than the model believed, until none is (then the solution and
-    the bound hold for all points). ``lazy_rows=0`` builds every row at once.
+    the bound hold for all points). ``lazy_rows=0`` builds every row at once; the default (None)
+    does so up to ``ALL_DISTANCE_ROWS_UP_TO`` observed points and uses ``LAZY_ROWS`` beyond.
 
     ``route`` picks how a distance bonus is solved: "direct" (one MILP with the distance variable,
     the reference), "levels" (one pure-ensemble MILP per distance level, see
@@ -223,6 +231,8 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
     start = time.perf_counter()
     n_pos = len(allowed)
     observed_arr = _rows_or_empty(observed, n_pos)
+    if lazy_rows is None:
+        lazy_rows = 0 if len(observed_arr) <= ALL_DISTANCE_ROWS_UP_TO else LAZY_ROWS
     lazy = _Lazy(observed_arr, np.unique(_rows_or_empty(exclude, n_pos), axis=0), lazy_rows,
                  max_lazy_rounds, dict(trust_centers=trust_centers, trust_radius=trust_radius, max_nodes=max_nodes,
                                        time_limit=time_limit, mip_gap=mip_gap, mip_abs_gap=mip_abs_gap, seed=seed,
@@ -385,10 +395,10 @@ def _solve_by_levels(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes:
     position's weight over several codes looks far from every observed point. A level with no
     admissible latent that far is skipped.
 
-    Measured (8x8x256, 800 depth-2 trees, 2 cores): faster than "direct" at N = 2,000
-    (smile-synthetic encodings 15 s against 101 s, random codes 61 s against 190 s), slower at
-    N = 10,000 encodings (292 s against 33 s) and on clustered codes at N = 500 (130-540 s
-    against 4-6 s). Hence opt-in.
+    Measured (8x8x256, 800 depth-2 trees, 2 cores): faster than "direct" only on smile-synthetic
+    encodings up to N = 2,000 (15 s against 29 s), slower on random codes at N = 2,000 (61 s
+    against 34 s), at N = 10,000 (encodings 292 s against 19 s) and on clustered codes at N = 500
+    (130-540 s against 1-2 s). Hence opt-in.
     """
     observed, options = lazy.observed, lazy.options
     gap, abs_gap = options["mip_gap"], options["mip_abs_gap"]

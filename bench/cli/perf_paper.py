@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.cli.common import key_values
 from bench.core import constants as C
 from bench.core import registry
 from bench.core.config import RunConfig
@@ -28,12 +29,17 @@ from bench.run.loop import run
 PAPER_QUERIES = 500
 
 
-def paper_config(queries: int, n_initial: int, seed: int, task: str) -> RunConfig:
-    """The paper's method and retraining, shortened to ``queries`` queries."""
-    return RunConfig.from_dict({"task": task, "optimizer": "lgbm-milp/paper", "seed": seed, "budget": queries,
+def paper_config(queries: int, n_initial: int, seed: int, task: str,
+                 optimizer_params: dict[str, Any] | None = None) -> RunConfig:
+    """The paper's method and retraining, shortened to ``queries`` queries; a parameter the
+    optimizer does not take is named before any work starts."""
+    config = RunConfig.from_dict({"task": task, "optimizer": "lgbm-milp/paper", "seed": seed, "budget": queries,
+                                "optimizer_params": optimizer_params or {},
                                 "batch_size": 1, "n_initial": n_initial,
                                 "retrain": {"k": 1e-3, "every": 5, "epochs": 0.1},
                                 "metrics": {"every": 0, "n_images": 20}})
+    registry.optimizer_spec(config.optimizer).resolved_params(config.optimizer_params)
+    return config
 
 
 def timed_queries(config: RunConfig) -> tuple[list[dict[str, float]], float]:
@@ -59,7 +65,8 @@ def timed_queries(config: RunConfig) -> tuple[list[dict[str, float]], float]:
                           "propose_s": propose_s, "decode_score_s": evaluate_s,
                           "retrain_s": step_s - propose_s - evaluate_s if result.retrain_stats else 0.0,
                           "step_s": step_s, "step_cpu_s": step_cpu_s,
-                          "status": info.get("info_status", "none"), "gap": info.get("info_gap", np.nan)})
+                          "status": info.get("info_status", "none"), "gap": info.get("info_gap", np.nan),
+                          "lazy_rounds": int(info.get("info_lazy_rounds", 0))})
             print(json.dumps({"query": index, **parts[-1]}), flush=True)
         t0, c0 = time.perf_counter(), time.process_time()
     return parts, setup_s
@@ -90,12 +97,14 @@ def perf_main(name: str, argv: list[str]) -> int:
     parser.add_argument("--n-initial", type=int, default=10_000, help="encoded faces of the initial design")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", default="smile-synthetic")
+    parser.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                        help="override a parameter of lgbm-milp/paper, e.g. route=levels")
     args = parser.parse_args(argv)
     if args.queries < 1 or args.n_initial < 1:
         from bench.core.errors import UserError
 
         raise UserError(f"--queries and --n-initial must be at least 1, got {args.queries} and {args.n_initial}")
-    config = paper_config(args.queries, args.n_initial, args.seed, args.task)
+    config = paper_config(args.queries, args.n_initial, args.seed, args.task, key_values(args.opt, "--opt"))
     parts, setup_s = timed_queries(config)
     print(json.dumps(summarize(parts, setup_s, config)))
     return 0

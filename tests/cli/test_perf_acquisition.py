@@ -62,3 +62,13 @@ def test_paper_summary_amortises_retraining_and_projects_500_queries() -> None:
     assert summary["statuses"] == {"Optimal": 10}
     json.dumps(summary)
     assert config.optimizer == "lgbm-milp/paper" and config.retrain.every == 5
+
+
+def test_paper_overrides_reach_the_optimizer_and_bad_ones_are_named() -> None:
+    from bench.cli.common import key_values
+
+    config = paper_config(3, 100, 0, "smile-synthetic", key_values(["route=levels"], "--opt"))
+    assert config.optimizer_params == {"route": "levels"}
+    assert paper_config(3, 100, 0, "smile-synthetic").optimizer_params == {}
+    with pytest.raises(UserError, match="no_such_parameter"):
+        paper_config(3, 100, 0, "smile-synthetic", {"no_such_parameter": 1})

@@ -148,6 +148,24 @@ def test_lazy_distance_rows_reach_the_full_optimum(library: str) -> None:
     assert lazy.extra["lazy_rounds"] > 1 and lazy.extra["distance_rows"] < len(observed)
 
 
+def test_distance_rows_rule_depends_on_the_number_of_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default every distance row is built at once up to ALL_DISTANCE_ROWS_UP_TO observed points
+    and rows are added lazily beyond; both reach the brute-force optimum."""
+    ensemble, X = _problem("lightgbm", seed=6)
+    observed = X[:40]
+    values = acquisition_value(ensemble, ALL, observed=observed, exploration="bonus", exploration_weight=0.4)
+    kwargs = dict(observed=observed, exploration="bonus", exploration_weight=0.4, warm_start=X[0], mip_gap=0.0,
+                  mip_abs_gap=0.0)
+    at_once = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
+    assert at_once.extra["lazy_rounds"] == 1 and at_once.extra["distance_rows"] == len(observed)
+    monkeypatch.setattr("bench.optimizers.milp.ALL_DISTANCE_ROWS_UP_TO", 10)
+    monkeypatch.setattr("bench.optimizers.milp.LAZY_ROWS", 2)
+    lazily = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
+    assert lazily.extra["lazy_rounds"] > 1 and lazily.extra["distance_rows"] < len(observed)
+    for result in (at_once, lazily):
+        assert result.optimal and result.objective == pytest.approx(values.max(), abs=1e-6)
+
+
 @pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
 def test_levels_route_reaches_the_direct_optimum_beyond_brute_force_size(library: str) -> None:
     """10 positions x 8 codes with 300 observed points (lazy rows on the direct route); every code
