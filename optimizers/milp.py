@@ -213,7 +213,8 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
     With a distance bonus and more than ``lazy_rows`` observed points, distance rows are added
     lazily: the model starts with the ``lazy_rows`` points nearest to the warm start (a
     relaxation: fewer rows can only overestimate the distance), and each round adds the points
-    found nearer to the solution than the model believed, until none is (then the solution and
+    found nearer to the solution than the model believed (after trying the other latents of the
+    solution's choice, see :func:`_farthest_in_choice`), until none is (then the solution and
     the bound hold for all points). ``lazy_rows=0`` builds every row at once; the default (None)
     does so up to ``ALL_DISTANCE_ROWS_UP_TO`` observed points and uses ``LAZY_ROWS`` beyond.
 
@@ -303,8 +304,11 @@ class _Lazy:
                                        "(max_lazy_rounds)")
                 pinned |= covered
                 continue
-            result.latent = latent
             true_d = (self.observed != latent[None, :]).sum(axis=1)
+            if lazy and (true_d < result.distance - 1e-9).any():  # another latent of the choice may
+                latent = _farthest_in_choice(latent, result.choice, self.observed, self.exclude)  # keep the claim
+                true_d = (self.observed != latent[None, :]).sum(axis=1)
+            result.latent = latent
             if not lazy or not (true_d < result.distance - 1e-9).any():
                 break
             if rounds >= self.max_lazy_rounds:
@@ -346,6 +350,38 @@ def _representative(result: MilpResult, exclude: np.ndarray) -> tuple[np.ndarray
         if latent.tobytes() not in taken:
             return latent, covered
     return None, covered
+
+
+def _farthest_in_choice(latent: np.ndarray, choice: list[np.ndarray], observed: np.ndarray,
+                        exclude: np.ndarray, max_sweeps: int = 10) -> np.ndarray:
+    """The latent of ``choice`` (same model value) reached from ``latent`` by one-code changes that
+    raise the distance to the nearest observed point, or leave it and lower how many points are
+    that near; ``latent`` itself when that ends on an excluded latent. With lazy rows the model
+    merges codes of points it has no row for, so one pick of the choice can be nearer to such a
+    point than another: measured at N = 10,000, the right pick saves a round."""
+    z = latent.copy()
+    d = (observed != z[None, :]).sum(axis=1)
+    for _ in range(max_sweeps):
+        changed = False
+        for p, codes in enumerate(choice):
+            if len(codes) < 2:
+                continue
+            near = d <= d.min() + 2  # farther points stay above any new minimum
+            base = d[near] - (observed[near, p] != z[p])
+            moved = base[:, None] + (observed[near, p][:, None] != codes[None, :])  # (near, codes)
+            lowest = moved.min(axis=0)
+            key = lowest * (len(observed) + 1) - (moved == lowest[None, :]).sum(axis=0)
+            best = int(np.argmax(key))
+            current = np.flatnonzero(codes == z[p])
+            if len(current) == 0 or key[best] > key[current[0]]:
+                z[p] = codes[best]
+                d = (observed != z[None, :]).sum(axis=1)
+                changed = True
+        if not changed:
+            break
+    if len(exclude) and (exclude == z[None, :]).all(axis=1).any():
+        return latent
+    return z
 
 
 def _rescore(result: MilpResult, ensemble: TreeEnsemble, observed: np.ndarray, exploration: str,
@@ -397,7 +433,7 @@ def _solve_by_levels(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes:
 
     Measured (8x8x256, 800 depth-2 trees, 2 cores): faster than "direct" only on smile-synthetic
     encodings up to N = 2,000 (15 s against 29 s), slower on random codes at N = 2,000 (61 s
-    against 34 s), at N = 10,000 (encodings 292 s against 19 s) and on clustered codes at N = 500
+    against 34 s), at N = 10,000 (encodings 292 s against 16 s) and on clustered codes at N = 500
     (130-540 s against 1-2 s). Hence opt-in.
     """
     observed, options = lazy.observed, lazy.options

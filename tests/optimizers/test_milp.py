@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.optimizers.local_acquisition import IncrementalScorer, local_search_acquisition
-from bench.optimizers.milp import acquisition_value, hamming_to_nearest, solve_acquisition
+from bench.optimizers.milp import _farthest_in_choice, acquisition_value, hamming_to_nearest, solve_acquisition
 from bench.optimizers.tree_bo import fit_surrogate
 
 N_POS, N_CODES = 4, 5
@@ -164,6 +164,18 @@ def test_distance_rows_rule_depends_on_the_number_of_points(monkeypatch: pytest.
     assert lazily.extra["lazy_rounds"] > 1 and lazily.extra["distance_rows"] < len(observed)
     for result in (at_once, lazily):
         assert result.optimal and result.objective == pytest.approx(values.max(), abs=1e-6)
+
+
+def test_pick_within_a_choice_moves_away_from_observed_points_unless_excluded() -> None:
+    """Codes of one merged group have the same model value; the pick keeps the farthest one."""
+    observed = np.array([[0, 0, 0], [0, 1, 1], [2, 2, 2]])
+    choice = [np.array([0, 3]), np.array([1]), np.array([1, 4])]
+    latent = np.array([0, 1, 1])  # equals observed[1]: distance 0
+    far = _farthest_in_choice(latent, choice, observed, np.zeros((0, 3), dtype=np.int64))
+    assert far.tolist() == [3, 1, 4] and hamming_to_nearest(far, observed) == 2
+    assert _farthest_in_choice(latent, choice, observed, far[None]).tolist() == latent.tolist()
+    fixed = [np.array([c]) for c in latent]
+    assert _farthest_in_choice(latent, fixed, observed, np.zeros((0, 3), dtype=np.int64)).tolist() == latent.tolist()
 
 
 @pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
