@@ -91,8 +91,9 @@ class IncrementalScorer:
             d = self.distances(z)
             # a point farther than min(d) + 1 stays above every new minimum: leave it out (exact,
             # and N = 10,000 becomes a handful of points)
-            near = self.observed[d <= d.min() + 1]
-            base = d[d <= d.min() + 1][:, None] - (near != z[None, :])  # (near, P)
+            close = d <= d.min() + 1
+            near = self.observed[close]
+            base = d[close][:, None] - (near != z[None, :])  # (near, P)
             nearest_same = np.full((self.n_pos, self.n_codes), np.inf)
             np.minimum.at(nearest_same, (np.broadcast_to(np.arange(self.n_pos), base.shape), near), base)
             new_d = np.minimum(base.min(axis=0)[:, None] + 1, nearest_same)

@@ -374,8 +374,8 @@ def _farthest_in_choice(latent: np.ndarray, choice: list[np.ndarray], observed: 
             best = int(np.argmax(key))
             current = np.flatnonzero(codes == z[p])
             if len(current) == 0 or key[best] > key[current[0]]:
+                d += (observed[:, p] != codes[best]).astype(d.dtype) - (observed[:, p] != z[p])
                 z[p] = codes[best]
-                d = (observed != z[None, :]).sum(axis=1)
                 changed = True
         if not changed:
             break

@@ -118,8 +118,7 @@ def run_case(name: str, case: Case, seed: int, *, beta: float, time_limit: float
     ours_wall, ours_cpu = time.perf_counter() - t1, time.process_time() - c1
     row: dict[str, Any] = {
         "case": name, "seed": seed, "route": route, "n": case.n, "codes": case.codes, "trees": case.trees,
-        "depth": case.depth,
-        "leaves": ensemble.n_leaves, "fit_s": round(fit_s, 3), "ours_status": ours.status,
+        "depth": case.depth, "leaves": ensemble.n_leaves, "fit_s": round(fit_s, 3), "ours_status": ours.status,
         "ours_value": ours.objective, "ours_bound": ours.bound, "ours_gap": ours.gap,
         "ours_build_s": round(ours.build_s, 4), "ours_solve_s": round(ours.solve_s, 4),
         "ours_total_s": round(ours_wall, 4), "ours_cpu_s": round(ours_cpu, 4), "ours_vars": ours.n_vars,

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.cli.common import key_values
 from bench.cli.perf_acquisition import CASES, Case, _case_data, perf_main, run_case
 from bench.cli.perf_paper import PAPER_QUERIES, paper_config, summarize
 from bench.core.errors import UserError
@@ -65,8 +66,6 @@ def test_paper_summary_amortises_retraining_and_projects_500_queries() -> None:
 
 
 def test_paper_overrides_reach_the_optimizer_and_bad_ones_are_named() -> None:
-    from bench.cli.common import key_values
-
     config = paper_config(3, 100, 0, "smile-synthetic", key_values(["route=levels"], "--opt"))
     assert config.optimizer_params == {"route": "levels"}
     assert paper_config(3, 100, 0, "smile-synthetic").optimizer_params == {}
