@@ -58,6 +58,12 @@ IPM_ROOT_FROM_NONZEROS = 100_000
 #: 16-19 s against 22-34 s with 32 and 15-36 s with every row
 ALL_DISTANCE_ROWS_UP_TO = 2_000
 LAZY_ROWS = 512
+#: HiGHS may restart its root (presolve again after fixing columns) only on models this large (a
+#: rule on size, like the root LP's): on smaller ones the restarts only re-proved a bound already
+#: a hair from the tolerance (clustered codes at 8x8x256: N = 100 3.8 s -> 1.8 s without them,
+#: N = 500 1.8 s -> 1.35 s; other small cases equal), while at paper size turning them off
+#: tripled `bench perf paper`'s median solve (9.5 s -> 29 s per query)
+RESTART_FROM_NONZEROS = 100_000
 #: relative tolerance when comparing a solver's claimed value with the re-scored one
 VALUE_TOLERANCE = 1e-5
 
@@ -609,7 +615,8 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     h = _new_highs()
     options = {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
                "mip_rel_gap": float(mip_gap), "mip_abs_gap": float(mip_abs_gap),
-               "presolve": "on" if presolve else "off"}
+               "presolve": "on" if presolve else "off",
+               "mip_allow_restart": model.matrix.nnz >= RESTART_FROM_NONZEROS}
     if lp_solver is None and model.matrix.nnz >= IPM_ROOT_FROM_NONZEROS:
         lp_solver = "ipm"
     if lp_solver is not None:

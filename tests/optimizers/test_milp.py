@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
 
+from bench.optimizers import milp
 from bench.optimizers.local_acquisition import IncrementalScorer, local_search_acquisition
 from bench.optimizers.milp import _farthest_in_choice, acquisition_value, hamming_to_nearest, solve_acquisition
 from bench.optimizers.tree_bo import fit_surrogate
@@ -163,6 +165,22 @@ def test_distance_rows_rule_depends_on_the_number_of_points(monkeypatch: pytest.
     lazily = solve_acquisition(ensemble, ALLOWED, N_CODES, **kwargs)
     assert lazily.extra["lazy_rounds"] > 1 and lazily.extra["distance_rows"] < len(observed)
     for result in (at_once, lazily):
+        assert result.optimal and result.objective == pytest.approx(values.max(), abs=1e-6)
+
+
+def test_highs_restarts_only_on_large_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HiGHS's root restarts are off below RESTART_FROM_NONZEROS and on from it; both settings
+    reach the brute-force optimum."""
+    ensemble, X = _problem("lightgbm", seed=6)
+    values = acquisition_value(ensemble, ALL, observed=X[:20], exploration="bonus", exploration_weight=0.4)
+    solvers: list[Any] = []
+    new_highs = milp._new_highs
+    monkeypatch.setattr(milp, "_new_highs", lambda: solvers.append(new_highs()) or solvers[-1])
+    for threshold, restarts in ((10**9, False), (0, True)):
+        monkeypatch.setattr(milp, "RESTART_FROM_NONZEROS", threshold)
+        result = solve_acquisition(ensemble, ALLOWED, N_CODES, observed=X[:20], exploration="bonus",
+                                   exploration_weight=0.4, warm_start=X[0], mip_gap=0.0, mip_abs_gap=0.0)
+        assert solvers[-1].getOptionValue("mip_allow_restart")[1] is restarts
         assert result.optimal and result.objective == pytest.approx(values.max(), abs=1e-6)
 
 
