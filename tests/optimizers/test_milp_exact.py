@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.optimizers import milp
 from bench.optimizers.milp import hamming_to_nearest, solve_acquisition
 from bench.optimizers.tree_bo import fit_surrogate
 from bench.optimizers.tree_ensemble import Tree, TreeEnsemble
@@ -123,8 +124,15 @@ def check(case: Case, ensemble: TreeEnsemble, mean: np.ndarray, label: str) -> n
 ENSEMBLE_SEEDS = range(8)
 
 
+@pytest.mark.parametrize("lp_first", [False, True], ids=["milp", "lp-first"])
 @pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
-def test_random_problems_match_brute_force(library: str) -> None:
+def test_random_problems_match_brute_force(library: str, lp_first: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lp-first: every model is solved as paper-size ones are (LP relaxation, support MILP, start)."""
+    relaxations: list[Any] = []
+    if lp_first:
+        monkeypatch.setattr(milp, "LP_FIRST_FROM_NONZEROS", 0)
+        relax = milp._relaxation
+        monkeypatch.setattr(milp, "_relaxation", lambda *a: relaxations.append(relax(*a)) or relaxations[-1])
     solves = 0
     for seed in ENSEMBLE_SEEDS:
         rng = np.random.default_rng([seed, 12])
@@ -153,6 +161,8 @@ def test_random_problems_match_brute_force(library: str) -> None:
                 if latent is None:
                     break
     assert solves >= 80
+    if lp_first:  # both ways out of the relaxation were taken
+        assert any(r.integral for r in relaxations) and any(r.start is not None for r in relaxations)
 
 
 def stump_ensemble() -> TreeEnsemble:
