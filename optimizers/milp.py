@@ -684,10 +684,7 @@ def _run_highs(model: _Model, options: dict[str, Any], start: np.ndarray | None,
             better = start is None or model.value(relaxed.start) > model.value(start)
             start = relaxed.start if better else start
             relaxation = "start" if better else "warm start kept"
-    h = _new_highs()
-    for key, value in options.items():
-        h.setOptionValue(key, value)
-    h.passModel(model.highs_lp())
+    h = _loaded_highs(model.highs_lp(), options)
     if start is not None:
         sol = highspy.HighsSolution()
         sol.col_value = start.tolist()
@@ -726,32 +723,26 @@ def _relaxation(model: _Model, options: dict[str, Any]) -> _Relaxed:
     """
     shared = {key: options[key] for key in ("output_flag", "threads", "random_seed", "time_limit")
               if key in options}
-    relax = _new_highs()
-    for key, value in {**shared, "solver": "ipm", "run_crossover": "on"}.items():
-        relax.setOptionValue(key, value)
-    relax.passModel(model.highs_lp(relaxed=True))
+    relax = _loaded_highs(model.highs_lp(relaxed=True), {**shared, "solver": "ipm", "run_crossover": "on"})
     relax.run()
     status = relax.modelStatusToString(relax.getModelStatus())
     if status != "Optimal":
         return _Relaxed(None, math.nan, False, None, status == "Time limit reached")
     x = np.asarray(relax.getSolution().col_value)
+    value = float(relax.getInfo().objective_function_value)
     binary = np.asarray(model.columns.integer, dtype=bool)
     if (np.abs(x[binary] - np.round(x[binary])) <= INTEGRALITY_TOLERANCE).all():
         x[binary] = np.round(x[binary])
-        return _Relaxed(x, float(relax.getInfo().objective_function_value), True, None, False)
+        return _Relaxed(x, value, True, None, False)
     support = model.highs_lp()
     upper = np.asarray(model.columns.upper, dtype=np.float64).copy()
     upper[binary & (x <= INTEGRALITY_TOLERANCE)] = 0.0
     support.col_upper_ = upper
-    sub = _new_highs()
-    for key, value in {**options, "mip_max_nodes": SUPPORT_MILP_MAX_NODES}.items():
-        sub.setOptionValue(key, value)
-    sub.passModel(support)
+    sub = _loaded_highs(support, {**options, "mip_max_nodes": SUPPORT_MILP_MAX_NODES})
     sub.run()
     found = sub.getInfo().primal_solution_status == 2
     sub_limited = sub.modelStatusToString(sub.getModelStatus()) == "Time limit reached"
-    return _Relaxed(x, float(relax.getInfo().objective_function_value), False,
-                    np.asarray(sub.getSolution().col_value) if found else None, sub_limited)
+    return _Relaxed(x, value, False, np.asarray(sub.getSolution().col_value) if found else None, sub_limited)
 
 
 def _fill(allowed: list[np.ndarray], warm_start: np.ndarray | None, center: np.ndarray | None) -> np.ndarray:
@@ -972,6 +963,15 @@ def _new_highs() -> highspy.Highs:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+    return h
+
+
+def _loaded_highs(lp: highspy.HighsLp, options: dict[str, Any]) -> highspy.Highs:
+    """A HiGHS instance with ``options`` set and ``lp`` passed, ready to run."""
+    h = _new_highs()
+    for key, value in options.items():
+        h.setOptionValue(key, value)
+    h.passModel(lp)
     return h
 
 
