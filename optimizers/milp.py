@@ -229,9 +229,10 @@ def solve_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes
     lazily: the model starts with the ``lazy_rows`` points nearest to the warm start (a
     relaxation: fewer rows can only overestimate the distance), and each round adds the points
     found nearer to the solution than the model believed (after trying the other latents of the
-    solution's choice, see :func:`_farthest_in_choice`), until none is (then the solution and
-    the bound hold for all points). ``lazy_rows=0`` builds every row at once; the default (None)
-    does so up to ``ALL_DISTANCE_ROWS_UP_TO`` observed points and uses ``LAZY_ROWS`` beyond.
+    solution's choice, see :func:`_farthest_in_choice`, and those with the same leaves, see
+    :func:`_same_leaves`), until none is (then the solution and the bound hold for all points).
+    ``lazy_rows=0`` builds every row at once; the default (None) does so up to
+    ``ALL_DISTANCE_ROWS_UP_TO`` observed points and uses ``LAZY_ROWS`` beyond.
 
     ``route`` picks how a distance bonus is solved: "direct" (one MILP with the distance variable,
     the reference), "levels" (one pure-ensemble MILP per distance level, see
@@ -323,6 +324,14 @@ class _Lazy:
             if lazy and (true_d < result.distance - 1e-9).any():  # another latent of the choice may
                 latent = _farthest_in_choice(latent, result.choice, self.observed, self.exclude)  # keep the claim
                 true_d = (self.observed != latent[None, :]).sum(axis=1)
+            if lazy and (true_d < result.distance - 1e-9).any():  # or one with the same leaves
+                same = _same_leaves(ensemble.compiled(n_codes), allowed, latent,
+                                    _rows_or_empty(self.options.get("trust_centers"), len(allowed)))
+                twin = _far_pick(latent, same, self.observed, self.exclude, result.distance,
+                                 threads=self.options["threads"], seed=self.options["seed"])
+                if twin is not None:
+                    latent, true_d = twin, (self.observed != twin[None, :]).sum(axis=1)
+                    result.extra["same_leaves_repair"] = True
             result.latent = latent
             if not lazy or not (true_d < result.distance - 1e-9).any():
                 break
@@ -365,6 +374,79 @@ def _representative(result: MilpResult, exclude: np.ndarray) -> tuple[np.ndarray
         if latent.tobytes() not in taken:
             return latent, covered
     return None, covered
+
+
+def _same_leaves(comp: Any, allowed: list[np.ndarray], latent: np.ndarray, centers: np.ndarray) -> list[np.ndarray]:
+    """Per position, the allowed codes that go ``latent``'s way at every split on its paths and
+    match the same trust-region centres: any mix of them reaches ``latent``'s leaf in every tree
+    (same mean) and keeps its trust rows.
+
+    The model tells apart the codes of the observed points it has rows for, so its choice can
+    miss the pick that is far from the points it has no row for. Measured at 8x8x256, N = 10,000
+    (random codes): the next round's answer had the same leaves as this one's and differed from
+    it in 15 positions; finding it here saves that round.
+    """
+    nodes = comp.splits_on_path(latent)
+    feature = comp.feature[nodes]
+    same = []
+    for p, codes in enumerate(allowed):
+        on_p = nodes[feature == p]
+        keep = (comp.left_mask[on_p][:, codes] == comp.left_mask[on_p, latent[p]][:, None]).all(axis=0)
+        if len(centers):
+            keep &= (codes == latent[p]) if latent[p] in centers[:, p] else ~np.isin(codes, centers[:, p])
+        keep |= codes == latent[p]
+        same.append(codes[keep])
+    return same
+
+
+def _far_pick(latent: np.ndarray, same: list[np.ndarray], observed: np.ndarray, exclude: np.ndarray,
+              distance: float, *, threads: int, seed: int) -> np.ndarray | None:
+    """A latent whose position ``p`` takes a code of ``same[p]``, at Hamming distance >=
+    ``distance`` from every observed point and not excluded; None if there is none (or HiGHS
+    finds none within ``SUPPORT_MILP_MAX_NODES`` nodes): a small feasibility MILP.
+    """
+    free = np.flatnonzero([len(codes) > 1 for codes in same])
+    model = _far_pick_model(same, free, observed, exclude, math.floor(len(same) - distance + 1e-9))
+    if model is None:
+        return None
+    h = _loaded_highs(model.highs_lp(), {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
+                                         "mip_max_nodes": SUPPORT_MILP_MAX_NODES})
+    h.run()
+    if h.getInfo().primal_solution_status != 2:
+        return None
+    x = np.asarray(h.getSolution().col_value)
+    pick = np.array([codes[0] for codes in same])
+    for p, cols in zip(free, np.split(np.arange(len(x)), np.cumsum([len(same[p]) for p in free])[:-1])):
+        pick[p] = same[p][int(np.argmax(x[cols]))]
+    return pick
+
+
+def _far_pick_model(same: list[np.ndarray], free: np.ndarray, observed: np.ndarray, exclude: np.ndarray,
+                    cap: int) -> _Model | None:
+    """One binary per code of each ``free`` position; per observed point that could match more
+    than ``cap`` positions, a cap on its matches; a no-good cut per excluded latent of the
+    classes. None when the positions with one code already break a cap or are excluded."""
+    fixed = np.ones(len(same), dtype=bool)
+    fixed[free] = False
+    fixed_codes = np.array([codes[0] for codes in same])[fixed]
+    fixed_matches = (observed[:, fixed] == fixed_codes[None, :]).sum(axis=1)
+    if (fixed_matches > cap).any():
+        return None
+    columns, rows = _Columns(), _Rows()
+    width = int(max(max(codes.max() for codes in same), observed.max(initial=0), exclude.max(initial=0))) + 1
+    col_of = np.full((len(same), width), -1, dtype=np.int64)
+    for p in free:
+        col_of[p, same[p]] = columns.add(np.zeros(len(same[p])), 0.0, 1.0, True)
+        rows.add(col_of[p, same[p]], np.ones(len(same[p])), 1.0, 1.0)
+    cols = col_of[free[None, :], observed[:, free]]
+    for i in np.flatnonzero(fixed_matches + (cols >= 0).sum(axis=1) > cap):
+        rows.add(cols[i][cols[i] >= 0], np.ones(int((cols[i] >= 0).sum())), -np.inf, float(cap - fixed_matches[i]))
+    for z in exclude:
+        if (z[fixed] == fixed_codes).all() and (col_of[free, z[free]] >= 0).all():
+            if len(free) == 0:
+                return None
+            rows.add(col_of[free, z[free]], np.ones(len(free)), -np.inf, len(free) - 1.0)
+    return _Model(columns, rows, 0.0, np.empty(0, dtype=np.int64), 0, -1, np.empty(0, dtype=np.int64), set())
 
 
 def _farthest_in_choice(latent: np.ndarray, choice: list[np.ndarray], observed: np.ndarray,
@@ -652,7 +734,7 @@ def _solve_once(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int,
     result.choice = choice
     result.extra.update({"n_kept_positions": len(kept), "n_groups": n_x, "n_leaves": model.n_leaf_cols,
                          "n_cuts": model.n_cuts, "nodes": solved.nodes, "root_lp": lp_solver or "choose",
-                         "relaxation": solved.relaxation})
+                         "relaxation": solved.relaxation, "fixed_by_reduced_cost": solved.fixed_by_reduced_cost})
     return result
 
 
@@ -666,14 +748,17 @@ class _Solved:
     x: np.ndarray | None
     nodes: int
     time_limited: bool
-    #: how the LP relaxation was used: "off", "integral" (it proved the optimum), "start" (its
-    #: support gave the start), "warm start kept" (the caller's start was better) or "no start"
+    #: how the LP relaxation was used: "off", "integral" (it proved the optimum), "start within
+    #: gap" (its support's optimum is within the gap of it: proven), "start" (its support gave
+    #: the start), "warm start kept" (the caller's start was better) or "no start"
     relaxation: str
+    #: binaries fixed by the relaxation's reduced costs before the MILP
+    fixed_by_reduced_cost: int = 0
 
 
 def _run_highs(model: _Model, options: dict[str, Any], start: np.ndarray | None, *, lp_first: bool) -> _Solved:
     """Solve ``model`` with HiGHS from the column values ``start``; ``lp_first``: see :func:`_relaxation`."""
-    relaxation, limited = "off", False
+    relaxation, limited, fixed, lp = "off", False, 0, model.highs_lp()
     if lp_first:
         relaxed = _relaxation(model, options)
         limited = relaxed.time_limited
@@ -681,10 +766,14 @@ def _run_highs(model: _Model, options: dict[str, Any], start: np.ndarray | None,
             return _Solved("Optimal", relaxed.value, relaxed.value, relaxed.x, 0, limited, "integral")
         relaxation = "no start"
         if relaxed.start is not None:
-            better = start is None or model.value(relaxed.start) > model.value(start)
+            found = model.value(relaxed.start)
+            if relaxed.value - found <= max(options["mip_abs_gap"], options["mip_rel_gap"] * abs(found)):
+                return _Solved("Optimal", found, relaxed.value, relaxed.start, 0, limited, "start within gap")
+            fixed = _fix_by_reduced_cost(lp, model, relaxed, found)
+            better = start is None or found > model.value(start)
             start = relaxed.start if better else start
             relaxation = "start" if better else "warm start kept"
-    h = _loaded_highs(model.highs_lp(), options)
+    h = _loaded_highs(lp, options)
     if start is not None:
         sol = highspy.HighsSolution()
         sol.col_value = start.tolist()
@@ -695,7 +784,30 @@ def _run_highs(model: _Model, options: dict[str, Any], start: np.ndarray | None,
     info = h.getInfo()
     x = np.asarray(h.getSolution().col_value) if info.primal_solution_status == 2 else None
     return _Solved(status, float(info.objective_function_value), float(info.mip_dual_bound), x,
-                   int(info.mip_node_count), limited or status == "Time limit reached", relaxation)
+                   int(info.mip_node_count), limited or status == "Time limit reached", relaxation, fixed)
+
+
+def _fix_by_reduced_cost(lp: highspy.HighsLp, model: _Model, relaxed: _Relaxed, found: float) -> int:
+    """Fix in ``lp`` the binaries that every solution worth more than ``found`` (the value of a
+    feasible point) leaves at their bound in the relaxation's vertex; return how many.
+
+    For any feasible x, value(x) <= LP value - sum_j |d_j| |x_j - x*_j| over the columns at a
+    bound (d: reduced costs of the optimal vertex x*), so a binary with |d_j| above the
+    LP-to-``found`` gap cannot move in a better solution: HiGHS does this after its own root
+    LP; doing it here spares that LP on the full model. The proven bound of the fixed model
+    bounds the full one, since everything fixed away is worth less than ``found``.
+    Measured at 8x8x256, N = 2,000: 82 % of the binaries fixed on random codes, 31 % on
+    encodings; the MILP after the relaxation 11 s -> 7 s and 16 s -> 13 s.
+    """
+    slack = relaxed.value - found + VALUE_TOLERANCE * (1.0 + abs(relaxed.value))
+    binary = np.asarray(model.columns.integer, dtype=bool)
+    at_zero, at_one = relaxed.x <= INTEGRALITY_TOLERANCE, relaxed.x >= 1.0 - INTEGRALITY_TOLERANCE
+    fixed = binary & (at_zero | at_one) & (np.abs(relaxed.reduced_costs) > slack)
+    upper, lower = np.asarray(lp.col_upper_).copy(), np.asarray(lp.col_lower_).copy()
+    upper[fixed & at_zero] = 0.0
+    lower[fixed & at_one] = 1.0
+    lp.col_upper_, lp.col_lower_ = upper, lower
+    return int(fixed.sum())
 
 
 @dataclass
@@ -707,6 +819,8 @@ class _Relaxed:
     integral: bool
     start: np.ndarray | None
     time_limited: bool
+    #: reduced costs at ``x`` (for :func:`_fix_by_reduced_cost`)
+    reduced_costs: np.ndarray | None
 
 
 def _relaxation(model: _Model, options: dict[str, Any]) -> _Relaxed:
@@ -727,13 +841,14 @@ def _relaxation(model: _Model, options: dict[str, Any]) -> _Relaxed:
     relax.run()
     status = relax.modelStatusToString(relax.getModelStatus())
     if status != "Optimal":
-        return _Relaxed(None, math.nan, False, None, status == "Time limit reached")
+        return _Relaxed(None, math.nan, False, None, status == "Time limit reached", None)
     x = np.asarray(relax.getSolution().col_value)
+    reduced_costs = np.asarray(relax.getSolution().col_dual)
     value = float(relax.getInfo().objective_function_value)
     binary = np.asarray(model.columns.integer, dtype=bool)
     if (np.abs(x[binary] - np.round(x[binary])) <= INTEGRALITY_TOLERANCE).all():
         x[binary] = np.round(x[binary])
-        return _Relaxed(x, value, True, None, False)
+        return _Relaxed(x, value, True, None, False, reduced_costs)
     support = model.highs_lp()
     upper = np.asarray(model.columns.upper, dtype=np.float64).copy()
     upper[binary & (x <= INTEGRALITY_TOLERANCE)] = 0.0
@@ -742,7 +857,8 @@ def _relaxation(model: _Model, options: dict[str, Any]) -> _Relaxed:
     sub.run()
     found = sub.getInfo().primal_solution_status == 2
     sub_limited = sub.modelStatusToString(sub.getModelStatus()) == "Time limit reached"
-    return _Relaxed(x, value, False, np.asarray(sub.getSolution().col_value) if found else None, sub_limited)
+    return _Relaxed(x, value, False, np.asarray(sub.getSolution().col_value) if found else None, sub_limited,
+                    reduced_costs)
 
 
 def _fill(allowed: list[np.ndarray], warm_start: np.ndarray | None, center: np.ndarray | None) -> np.ndarray:

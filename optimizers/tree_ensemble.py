@@ -122,6 +122,16 @@ class CompiledEnsemble:
             node = np.where(go_left, self.left[node], self.right[node])
         return node
 
+    def splits_on_path(self, z: np.ndarray) -> np.ndarray:
+        """Global ids of the split nodes that the latent ``z`` (n_features,) passes through."""
+        z = np.asarray(z, dtype=np.int64).reshape(-1)
+        node, visited = self.roots.copy(), []
+        for _ in range(self.max_depth):
+            split = node[self.feature[node] >= 0]
+            visited.append(split)
+            node = np.where(self.left_mask[split, z[self.feature[split]]], self.left[split], self.right[split])
+        return np.concatenate(visited) if visited else np.empty(0, dtype=np.int64)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for integer codes ``X`` (n, n_features)."""
         return self.value[self.leaf_ids(X)].sum(axis=1) + self.base_score

@@ -127,12 +127,18 @@ ENSEMBLE_SEEDS = range(8)
 @pytest.mark.parametrize("lp_first", [False, True], ids=["milp", "lp-first"])
 @pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
 def test_random_problems_match_brute_force(library: str, lp_first: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """lp-first: every model is solved as paper-size ones are (LP relaxation, support MILP, start)."""
+    """lp-first: every model is solved as paper-size ones are (LP relaxation, support MILP, start,
+    reduced-cost fixing). Every run also checks the lazy rows' repair over same-leaf codes."""
     relaxations: list[Any] = []
+    solved: list[Any] = []
+    picks: list[Any] = []
     if lp_first:
         monkeypatch.setattr(milp, "LP_FIRST_FROM_NONZEROS", 0)
-        relax = milp._relaxation
+        relax, run = milp._relaxation, milp._run_highs
         monkeypatch.setattr(milp, "_relaxation", lambda *a: relaxations.append(relax(*a)) or relaxations[-1])
+        monkeypatch.setattr(milp, "_run_highs", lambda *a, **k: solved.append(run(*a, **k)) or solved[-1])
+    far_pick = milp._far_pick
+    monkeypatch.setattr(milp, "_far_pick", lambda *a, **k: picks.append(far_pick(*a, **k)) or picks[-1])
     solves = 0
     for seed in ENSEMBLE_SEEDS:
         rng = np.random.default_rng([seed, 12])
@@ -161,8 +167,12 @@ def test_random_problems_match_brute_force(library: str, lp_first: bool, monkeyp
                 if latent is None:
                     break
     assert solves >= 80
-    if lp_first:  # both ways out of the relaxation were taken
+    if library != "catboost":  # oblivious trees seldom leave a same-leaf alternative this small
+        assert any(pick is not None for pick in picks), "the lazy loop's same-leaf repair was never taken"
+    if lp_first:  # every way out of the relaxation was taken
         assert any(r.integral for r in relaxations) and any(r.start is not None for r in relaxations)
+        assert {"start within gap", "start"} <= {s.relaxation for s in solved}
+        assert any(s.fixed_by_reduced_cost > 0 for s in solved)
 
 
 def stump_ensemble() -> TreeEnsemble:
@@ -193,3 +203,63 @@ def test_excluding_every_latent_of_a_split_free_model_is_infeasible_only_when_it
     assert result.latent.tolist() == grid[3].tolist() and result.objective == pytest.approx(0.5)
     with pytest.raises(RuntimeError, match="no feasible point"):
         solve_acquisition(flat, [np.arange(2)] * 2, 2, exclude=grid)
+
+
+def small_lightgbm(seed: int, n_pos: int = 6, n_codes: int = 6) -> tuple[TreeEnsemble, np.ndarray]:
+    rng = np.random.default_rng([seed, 31])
+    X = rng.integers(0, n_codes, size=(200, n_pos))
+    y = rng.normal(size=(n_pos, n_codes))[np.arange(n_pos), X].sum(axis=1) + (X[:, 0] == X[:, 1])
+    ensemble, _ = fit_surrogate("lightgbm", X, y, seed, n_trees=12, max_depth=2, min_child_samples=5,
+                                n_codes=n_codes)
+    return ensemble, X
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_same_leaf_codes_keep_every_leaf_and_every_trust_row(seed: int) -> None:
+    ensemble, X = small_lightgbm(seed)
+    comp = ensemble.compiled(6)
+    rng = np.random.default_rng(seed)
+    allowed = [np.arange(6)] * 6
+    picks = 0
+    for _ in range(10):
+        latent, centers = X[rng.integers(len(X))], X[rng.choice(len(X), 2)]
+        same = milp._same_leaves(comp, allowed, latent, centers)
+        assert all(latent[p] in same[p] for p in range(6))
+        picks += sum(len(codes) - 1 for codes in same)
+        mixes = np.array([[rng.choice(codes) for codes in same] for _ in range(200)])
+        assert (comp.leaf_ids(mixes) == comp.leaf_ids(latent[None])).all()
+        for center in centers:
+            assert ((mixes == center) == (latent == center)).all()
+    assert picks > 0  # there was something to pick from
+
+
+def far_pick_case(seed: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray, float]:
+    """A latent, per-position code classes around it, observed and excluded points, a distance."""
+    rng = np.random.default_rng([seed, 5])
+    latent = rng.integers(0, N_CODES, N_POS)
+    same = [np.unique(np.append(rng.choice(N_CODES, int(rng.integers(1, N_CODES + 1))), z)) for z in latent]
+    observed = ALL[rng.choice(len(ALL), int(rng.integers(1, 30)), replace=False)]
+    exclude = ALL[rng.choice(len(ALL), int(rng.integers(0, 40)), replace=False)]
+    return latent, same, observed, exclude, float(rng.integers(1, N_POS + 1))
+
+
+FAR_PICK_SEEDS = range(20)
+
+
+@pytest.mark.parametrize("seed", FAR_PICK_SEEDS)
+def test_far_pick_finds_a_far_latent_exactly_when_one_exists(seed: int) -> None:
+    latent, same, observed, exclude, distance = far_pick_case(seed)
+    in_classes = np.all([np.isin(ALL[:, p], same[p]) for p in range(N_POS)], axis=0)
+    far = (ALL[:, None, :] != observed[None]).sum(axis=2).min(axis=1) >= distance
+    admissible = in_classes & far & ~(ALL[:, None, :] == exclude[None]).all(axis=2).any(axis=1)
+    pick = milp._far_pick(latent, same, observed, exclude, distance, threads=1, seed=0)
+    if pick is None:
+        assert not admissible.any()
+    else:
+        assert admissible[int(np.flatnonzero((ALL == pick).all(axis=1))[0])]
+
+
+def test_far_pick_cases_cover_both_answers() -> None:
+    """The randomized cases above include both outcomes (else they would prove little)."""
+    outcomes = {milp._far_pick(*far_pick_case(seed), threads=1, seed=0) is None for seed in FAR_PICK_SEEDS}
+    assert outcomes == {True, False}
