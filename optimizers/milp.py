@@ -320,18 +320,9 @@ class _Lazy:
                                        "(max_lazy_rounds)")
                 pinned |= covered
                 continue
+            if lazy:
+                latent = self._keep_claim(ensemble.compiled(n_codes), allowed, result, latent)
             true_d = (self.observed != latent[None, :]).sum(axis=1)
-            if lazy and (true_d < result.distance - 1e-9).any():  # another latent of the choice may
-                latent = _farthest_in_choice(latent, result.choice, self.observed, self.exclude)  # keep the claim
-                true_d = (self.observed != latent[None, :]).sum(axis=1)
-            if lazy and (true_d < result.distance - 1e-9).any():  # or one with the same leaves
-                same = _same_leaves(ensemble.compiled(n_codes), allowed, latent,
-                                    _rows_or_empty(self.options.get("trust_centers"), len(allowed)))
-                twin = _far_pick(latent, same, self.observed, self.exclude, result.distance,
-                                 threads=self.options["threads"], seed=self.options["seed"])
-                if twin is not None:
-                    latent, true_d = twin, (self.observed != twin[None, :]).sum(axis=1)
-                    result.extra["same_leaves_repair"] = True
             result.latent = latent
             if not lazy or not (true_d < result.distance - 1e-9).any():
                 break
@@ -350,6 +341,29 @@ class _Lazy:
         result.extra.update({"lazy_rounds": rounds, "distance_rows": int(active.sum()), "nodes": nodes,
                              "exact_exclusions": int(pinned.sum())})
         return result
+
+
+    def _keep_claim(self, comp: Any, allowed: list[np.ndarray], result: MilpResult, latent: np.ndarray) -> np.ndarray:
+        """``latent``, or when an observed point lies nearer to it than the model claimed
+        (``result.distance``), a latent worth the same mean that lies as far as claimed: first
+        another of the solution's choice (:func:`_farthest_in_choice`), then one with the same
+        leaves (:func:`_same_leaves`, :func:`_far_pick`); the nearest choice found otherwise."""
+
+        def keeps_claim(z: np.ndarray) -> bool:
+            return bool(((self.observed != z[None, :]).sum(axis=1) >= result.distance - 1e-9).all())
+
+        if keeps_claim(latent):
+            return latent
+        latent = _farthest_in_choice(latent, result.choice, self.observed, self.exclude)
+        if keeps_claim(latent):
+            return latent
+        same = _same_leaves(comp, allowed, latent, _rows_or_empty(self.options.get("trust_centers"), len(allowed)))
+        twin = _far_pick(latent, same, self.observed, self.exclude, result.distance,
+                         threads=self.options["threads"], seed=self.options["seed"])
+        if twin is None:
+            return latent
+        result.extra["same_leaves_repair"] = True
+        return twin
 
 
 def _representative(result: MilpResult, exclude: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -406,9 +420,10 @@ def _far_pick(latent: np.ndarray, same: list[np.ndarray], observed: np.ndarray, 
     finds none within ``SUPPORT_MILP_MAX_NODES`` nodes): a small feasibility MILP.
     """
     free = np.flatnonzero([len(codes) > 1 for codes in same])
-    model = _far_pick_model(same, free, observed, exclude, math.floor(len(same) - distance + 1e-9))
-    if model is None:
+    built = _far_pick_model(same, free, observed, exclude, math.floor(len(same) - distance + 1e-9))
+    if built is None:
         return None
+    model, col_of = built
     h = _loaded_highs(model.highs_lp(), {"output_flag": False, "threads": int(threads), "random_seed": int(seed),
                                          "mip_max_nodes": SUPPORT_MILP_MAX_NODES})
     h.run()
@@ -416,16 +431,17 @@ def _far_pick(latent: np.ndarray, same: list[np.ndarray], observed: np.ndarray, 
         return None
     x = np.asarray(h.getSolution().col_value)
     pick = np.array([codes[0] for codes in same])
-    for p, cols in zip(free, np.split(np.arange(len(x)), np.cumsum([len(same[p]) for p in free])[:-1])):
-        pick[p] = same[p][int(np.argmax(x[cols]))]
+    for p in free:
+        pick[p] = same[p][int(np.argmax(x[col_of[p, same[p]]]))]
     return pick
 
 
 def _far_pick_model(same: list[np.ndarray], free: np.ndarray, observed: np.ndarray, exclude: np.ndarray,
-                    cap: int) -> _Model | None:
+                    cap: int) -> tuple[_Model, np.ndarray] | None:
     """One binary per code of each ``free`` position; per observed point that could match more
     than ``cap`` positions, a cap on its matches; a no-good cut per excluded latent of the
-    classes. None when the positions with one code already break a cap or are excluded."""
+    classes. The model and its column per (position, code), -1 where there is none; None when
+    the positions with one code already break a cap or are excluded."""
     fixed = np.ones(len(same), dtype=bool)
     fixed[free] = False
     fixed_codes = np.array([codes[0] for codes in same])[fixed]
@@ -446,7 +462,7 @@ def _far_pick_model(same: list[np.ndarray], free: np.ndarray, observed: np.ndarr
             if len(free) == 0:
                 return None
             rows.add(col_of[free, z[free]], np.ones(len(free)), -np.inf, len(free) - 1.0)
-    return _Model(columns, rows, 0.0, np.empty(0, dtype=np.int64), 0, -1, np.empty(0, dtype=np.int64), set())
+    return _Model(columns, rows, 0.0, np.empty(0, dtype=np.int64), 0, -1, np.empty(0, dtype=np.int64), set()), col_of
 
 
 def _farthest_in_choice(latent: np.ndarray, choice: list[np.ndarray], observed: np.ndarray,
