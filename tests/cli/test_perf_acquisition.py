@@ -9,7 +9,7 @@ import pytest
 
 from bench.cli.common import key_values
 from bench.cli.perf_acquisition import CASES, Case, _case_data, perf_main, run_case
-from bench.cli.perf_paper import PAPER_QUERIES, paper_config, summarize
+from bench.cli.perf_paper import PAPER_QUERIES, paper_config, retrainings, summarize
 from bench.core.errors import UserError
 
 
@@ -52,20 +52,32 @@ def test_unknown_case_is_a_user_error() -> None:
 
 
 def test_paper_summary_amortises_retraining_and_projects_500_queries_from_the_mean() -> None:
-    # one slow query (70 s) leaves the median alone but weighs in full on a seed's total
+    # one slow query (70 s) leaves the median alone but weighs in full on a seed's total; a
+    # 10-query run retrains once (after query 5, none after the last), 500 queries 99 times
     parts = [{"fit_s": 2.0, "build_s": 1.0, "solve_s": 66.0 if q == 3 else 3.0, "propose_s": 70.0 if q == 3 else 7.0,
-              "decode_score_s": 0.5, "retrain_s": 10.0 if q % 5 == 4 else 0.0, "status": "Optimal", "gap": 0.0,
+              "decode_score_s": 0.5, "retrain_s": 10.0 if q == 4 else 0.0, "status": "Optimal", "gap": 0.0,
               "step_s": 8.0, "step_cpu_s": 7.5} for q in range(10)]
     config = paper_config(10, 10_000, 0, "smile-synthetic")
+    assert (retrainings(10, 5), retrainings(20, 5), retrainings(PAPER_QUERIES, 5), retrainings(5, 5)) == (1, 3, 99, 0)
     summary = summarize(parts, 60.0, config)
-    assert summary["retrain_s_per_query_amortised"] == pytest.approx(2.0)
-    assert summary["median_s_per_query"] == pytest.approx(9.5)
-    assert summary["mean_s_per_query"] == pytest.approx(13.3 + 0.5 + 2.0)
+    assert summary["retrainings_timed"] == 1 and summary["retrain_s_mean"] == pytest.approx(10.0)
+    assert summary["retrain_s_per_query_amortised"] == pytest.approx(10.0 * 99 / 500)
+    assert summary["median_s_per_query"] == pytest.approx(7.5 + 1.98)
+    assert summary["mean_s_per_query"] == pytest.approx(13.3 + 0.5 + 1.98)
     assert summary["max_solve_s"] == pytest.approx(66.0)
-    assert summary["projected_hours_500_queries"] == pytest.approx((60.0 + PAPER_QUERIES * 15.8) / 3600)
+    assert summary["projected_hours_500_queries"] == pytest.approx((60.0 + PAPER_QUERIES * 15.78) / 3600)
     assert summary["statuses"] == {"Optimal": 10}
     json.dumps(summary)
     assert config.optimizer == "lgbm-milp/paper" and config.retrain.every == 5
+
+
+def test_paper_summary_without_a_timed_retraining_projects_nothing() -> None:
+    parts = [{"fit_s": 2.0, "build_s": 1.0, "solve_s": 3.0, "propose_s": 7.0, "decode_score_s": 0.5,
+              "retrain_s": 0.0, "status": "Optimal", "gap": 0.0, "step_s": 8.0, "step_cpu_s": 7.5} for _ in range(3)]
+    summary = summarize(parts, 60.0, paper_config(3, 10_000, 0, "smile-synthetic"))
+    assert summary["retrainings_timed"] == 0
+    assert summary["retrain_s_per_query_amortised"] is None and summary["projected_hours_500_queries"] is None
+    assert summary["median_s_per_query"] == pytest.approx(7.5)
 
 
 def test_paper_overrides_reach_the_optimizer_and_bad_ones_are_named() -> None:

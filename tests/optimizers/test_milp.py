@@ -116,6 +116,43 @@ def test_incremental_scores_equal_direct_scores(exploration: str) -> None:
         np.testing.assert_allclose(moves[p], direct, atol=1e-9)
 
 
+def _mean_moves_by_full_walk(scorer: IncrementalScorer, z: np.ndarray) -> np.ndarray:
+    """The mean part of ``move_values`` as first written: every pair walked, summed by np.add.at."""
+    comp, codes = scorer.comp, np.arange(scorer.n_codes)
+    current = comp.value[comp.leaf_ids(z[None])[0]]
+    node = np.repeat(comp.roots[scorer.pair_tree][:, None], scorer.n_codes, axis=1)
+    for _ in range(comp.max_depth):
+        feat = comp.feature[node]
+        code = np.where(feat == scorer.pair_feat[:, None], codes[None, :], z[np.maximum(feat, 0)])
+        node = np.where(comp.left_mask[node, code], comp.left[node], comp.right[node])
+    delta = np.zeros((scorer.n_pos, scorer.n_codes))
+    np.add.at(delta, scorer.pair_feat, comp.value[node] - current[scorer.pair_tree][:, None])
+    return float(current.sum()) + comp.base_score + delta
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
+def test_move_values_after_earlier_latents_are_bit_identical_to_a_full_walk(library: str) -> None:
+    # the scorer walks again only the trees that test a changed position; a step's numbers must
+    # be exactly those of walking every tree (the ascent's path, hence the records, stay the same)
+    rng = np.random.default_rng(7)
+    n_pos, n_codes = 12, 16
+    X = rng.integers(0, n_codes, size=(150, n_pos))
+    y = (X[:, 0] < 5) + np.cos(X[:, 1]) + (X[:, 2] == X[:, 3]) + 0.1 * rng.normal(size=len(X))
+    ensemble, _ = fit_surrogate(library, X, y, 3, n_trees=40, max_depth=3, min_child_samples=3)
+    allowed = [np.arange(n_codes)] * n_pos
+    scorer = IncrementalScorer(ensemble, allowed, n_codes)
+    z = X[0].copy()
+    for step in range(40):
+        changed = rng.choice(n_pos, size=1 if step % 4 else int(rng.integers(2, n_pos + 1)), replace=False)
+        if step % 9 != 8:  # and now and then the same latent again
+            z = z.copy()
+            z[changed] = rng.integers(0, n_codes, size=len(changed))
+        fresh = IncrementalScorer(ensemble, allowed, n_codes).move_values(z)
+        reference = _mean_moves_by_full_walk(scorer, z)
+        assert np.array_equal(scorer.move_values(z), fresh)
+        assert np.array_equal(fresh, reference)
+
+
 def test_local_search_returns_local_optima_inside_trust_region() -> None:
     ensemble, X = _problem("lightgbm", seed=5)
     observed = X[:10]
