@@ -48,7 +48,7 @@ class Case:
 
 
 #: the default cases span N = 100-500 and both kinds of codes; "paper*" cases are the paper's size
-#: (800 depth-2 trees) and "leaves*" deeper ensembles
+#: (800 depth-2 trees) and "leaves*" deeper ensembles (800 trees, or 400 where named "t400")
 CASES: dict[str, Case] = {
     "n100-d3": Case(100, 100, 3, 5),
     "n100-d3-clustered": Case(100, 100, 3, 5, "clustered"),
@@ -61,6 +61,8 @@ CASES: dict[str, Case] = {
     "paper-n10000-clustered": Case(10000, 800, 2, 20, "clustered"),
     "leaves8-n2000": Case(2000, 800, 3, 20),
     "leaves16-n2000": Case(2000, 800, 4, 20),
+    "leaves8-t400-n2000": Case(2000, 400, 3, 20),
+    "leaves16-t400-n2000": Case(2000, 400, 4, 20),
     "encodings-n500": Case(500, 100, 3, 5, "encodings"),
     "paper-n2000-encodings": Case(2000, 800, 2, 20, "encodings"),
     "paper-n10000-encodings": Case(10000, 800, 2, 20, "encodings"),
