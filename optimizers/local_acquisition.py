@@ -2,8 +2,9 @@
 
 Each step scores *every* single-position change at once. The mean part is incremental: only the
 trees that test position p change when p changes, so for every (tree, tested position) pair the
-tree is walked once with all codes of that position in parallel. The distance-to-nearest term is
-exact and incremental too: after changing p to c, the distance to point i is
+tree is walked once with all codes of that position in parallel, and a step walks again only
+the trees that test the position it changed (the others keep their rows). The distance-to-nearest
+term is exact and incremental too: after changing p to c, the distance to point i is
 ``d_i - [z_p != z_ip] + [c != z_ip]``, whose minimum over i is
 ``min(min_i base_i + 1, min_{i: z_ip = c} base_i)`` with ``base_i = d_i - [z_p != z_ip]``.
 It optimizes the same objective as :func:`optimizers.milp.solve_acquisition` (without a proof),
