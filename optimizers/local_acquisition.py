@@ -53,8 +53,9 @@ class IncrementalScorer:
                 pairs.add((t, int(p)))
         pairs_arr = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
         self.pair_tree, self.pair_feat = pairs_arr[:, 0], pairs_arr[:, 1]
-        self.tree_tests = np.zeros((len(ensemble.trees), self.n_pos), dtype=bool)
-        self.tree_tests[self.pair_tree, self.pair_feat] = True
+        tree_tests = np.zeros((len(ensemble.trees), self.n_pos), dtype=bool)
+        tree_tests[self.pair_tree, self.pair_feat] = True
+        self.pair_tests = tree_tests[self.pair_tree]  # (pair, position): the pair's tree tests it
         # sums the pairs' rows per position: the same additions in the same order as np.add.at,
         # ten times faster
         self.pair_sum = sp.csr_matrix((np.ones(len(self.pair_feat)), (self.pair_feat, np.arange(len(self.pair_feat)))),
@@ -114,7 +115,7 @@ class IncrementalScorer:
         else:
             last_z, rows = self._walked
             changed = np.flatnonzero(last_z != z)
-            walk = np.flatnonzero(self.tree_tests[self.pair_tree][:, changed].any(axis=1))
+            walk = np.flatnonzero(self.pair_tests[:, changed].any(axis=1))
         comp, codes = self.comp, np.arange(self.n_codes)
         tree, feat = self.pair_tree[walk], self.pair_feat[walk]
         node = np.repeat(comp.roots[tree][:, None], self.n_codes, axis=1)

@@ -779,7 +779,7 @@ class _Solved:
 
 def _run_highs(model: _Model, options: dict[str, Any], start: np.ndarray | None, *, lp_first: bool) -> _Solved:
     """Solve ``model`` with HiGHS from the column values ``start``; ``lp_first``: see :func:`_relaxation`."""
-    relaxation, limited, fixed, lp = "off", False, 0, model.highs_lp()
+    relaxation, limited, fixed, lp = "off", False, 0, None  # the MILP's HighsLp, built once it runs
     if lp_first:
         relaxed = _relaxation(model, options)
         limited = relaxed.time_limited
@@ -790,12 +790,13 @@ def _run_highs(model: _Model, options: dict[str, Any], start: np.ndarray | None,
             found = model.value(relaxed.start)
             if relaxed.value - found <= max(options["mip_abs_gap"], options["mip_rel_gap"] * abs(found)):
                 return _Solved("Optimal", found, relaxed.value, relaxed.start, 0, limited, "start within gap")
+            lp = model.highs_lp()
             fixed = _fix_by_reduced_cost(lp, model, relaxed, found)
             better = start is None or found > model.value(start)
             start = relaxed.start if better else start
             relaxation = "start" if better else "warm start kept"
         options = {**options, **NO_SUB_MIP_HEURISTICS}
-    h = _loaded_highs(lp, options)
+    h = _loaded_highs(model.highs_lp() if lp is None else lp, options)
     if start is not None:
         sol = highspy.HighsSolution()
         sol.col_value = start.tolist()
