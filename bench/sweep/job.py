@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import submitit
 from submitit.core.utils import UncompletedJobError
 from submitit.helpers import Checkpointable
+from submitit.slurm.slurm import SlurmJobEnvironment
 
 from bench.core import constants as C
 from bench.core.config import RunConfig
@@ -56,6 +60,7 @@ class SweepJob(Checkpointable):
 
     def __call__(self) -> JobReport:
         start = time.perf_counter()
+        harden_requeue(submitit.JobEnvironment())
         # before any model library starts its thread pool
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, str(self.threads))
@@ -93,3 +98,42 @@ class SweepJob(Checkpointable):
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
         """Requeue this pack; runs resume from their per-batch checkpoints."""
         return submitit.helpers.DelayedSubmission(self)
+
+
+def run_ignoring_sigterm(command: list[str], timeout: float) -> None:
+    """Run ``command`` to its end with SIGTERM blocked in it; raise if it fails or times out.
+
+    A blocked signal mask survives fork and exec, and scontrol never unblocks SIGTERM, so the
+    SIGTERM that cancels the job's step cannot kill it; SIGKILL (after KillWait) still can.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        process = subprocess.Popen(command)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
+
+
+def harden_requeue(env: submitit.JobEnvironment) -> None:
+    """Make submitit's requeue on preemption survive the step kill it sets off.
+
+    submitit's handler runs ``scontrol requeue``; the requeue cancels the job's step, whose
+    SIGTERM can reach scontrol before it returns. submitit then raises ``CalledProcessError``
+    inside the signal handler, the interrupted run is recorded as failed, and the requeued job
+    leaves it so. ``env`` is the process's one job environment, the object the handler calls.
+    """
+    if not isinstance(env, SlurmJobEnvironment):
+        return
+
+    def requeue(self: SlurmJobEnvironment, countdown: int) -> None:
+        run_ignoring_sigterm(["scontrol", "requeue", str(self.job_id)], timeout=60)
+        print(f"[{now_iso()}] requeued job {self.job_id} ({countdown} remaining timeouts)", flush=True)
+
+    env._requeue = types.MethodType(requeue, env)  # type: ignore[method-assign]
