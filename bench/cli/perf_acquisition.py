@@ -16,8 +16,9 @@ objective built by :func:`optimizers.milp.solve_acquisition` directly in highspy
 re-scored with the same exact formula. A case counts as optimal when HiGHS proved our optimum
 (status Optimal) and our value is at least ENTMOOT's minus the tolerance allowed by the MIP gap.
 Default cases span N = 100-500 with random and clustered codes; ``--cases all`` adds the paper's
-size (800 depth-2 trees on N = 2,000 and 10,000), deeper ensembles (8 and 16 leaves, N = 2,000)
-and ensembles fit to smile-synthetic's own encodings (``*encodings``: N = 500, 2,000, 10,000).
+size (800 depth-2 trees on N = 2,000 and 10,000), deeper ensembles (400 and 800 trees of 8 and
+16 leaves, N = 2,000, on random codes and on encodings) and ensembles fit to smile-synthetic's own
+encodings (``*encodings``: N = 500, 2,000, 10,000).
 The last printed line is one JSON object with the medians and ``all_optimal``.
 """
 
@@ -63,6 +64,10 @@ CASES: dict[str, Case] = {
     "leaves16-n2000": Case(2000, 800, 4, 20),
     "leaves8-t400-n2000": Case(2000, 400, 3, 20),
     "leaves16-t400-n2000": Case(2000, 400, 4, 20),
+    "leaves8-n2000-encodings": Case(2000, 800, 3, 20, "encodings"),
+    "leaves16-n2000-encodings": Case(2000, 800, 4, 20, "encodings"),
+    "leaves8-t400-n2000-encodings": Case(2000, 400, 3, 20, "encodings"),
+    "leaves16-t400-n2000-encodings": Case(2000, 400, 4, 20, "encodings"),
     "encodings-n500": Case(500, 100, 3, 5, "encodings"),
     "paper-n2000-encodings": Case(2000, 800, 2, 20, "encodings"),
     "paper-n10000-encodings": Case(10000, 800, 2, 20, "encodings"),
