@@ -60,7 +60,10 @@ class SweepJob(Checkpointable):
 
     def __call__(self) -> JobReport:
         start = time.perf_counter()
-        harden_requeue(submitit.JobEnvironment())
+        try:
+            harden_requeue(submitit.JobEnvironment())
+        except RuntimeError:  # called outside any submitit executor: nothing requeues it
+            pass
         # before any model library starts its thread pool
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, str(self.threads))

@@ -1,15 +1,20 @@
-"""The job's requeue on preemption survives the SIGTERM that the requeue itself sets off."""
+"""The job's requeue on preemption survives the SIGTERM that the requeue itself sets off, and a
+job called outside submitit still runs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from submitit.local.local import LocalJobEnvironment
 from submitit.slurm.slurm import SlurmJobEnvironment
 
-from bench.sweep.job import harden_requeue, run_ignoring_sigterm
+from bench.core import constants as C
+from bench.sweep.job import SweepJob, harden_requeue, run_ignoring_sigterm
+from bench.sweep.spec import parse_spec
 
 # the child sends itself SIGTERM, as slurmstepd does to every process of a cancelled step
 SELF_TERM = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"]
@@ -38,3 +43,12 @@ def test_only_the_slurm_environment_is_hardened(monkeypatch: pytest.MonkeyPatch)
     local = LocalJobEnvironment()
     harden_requeue(local)
     assert "_requeue" not in vars(local)
+
+
+def test_a_job_called_outside_submitit_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in [v for v in os.environ if v.startswith(("SUBMITIT_", "SLURM_"))]:
+        monkeypatch.delenv(var)
+    config = parse_spec({"name": "direct", "seeds": [0], "tasks": ["closed-form/small"],
+                         "run": {"budget": 6, "n_initial": 4}, "method": [{"optimizer": "random"}]}).runs[0]
+    report = SweepJob(str(tmp_path), [config.to_dict()], "direct", False, 1)()
+    assert report.statuses == {config.run_id: C.STATUS_COMPLETED}
