@@ -97,9 +97,9 @@ def summarize(parts: list[dict[str, Any]], setup_s: float, config: RunConfig) ->
         return float(np.nanmean([p[key] for p in parts]))
 
     timed = [p["retrain_s"] for p in parts if p["retrain_s"] > 0.0]
-    every = config.retrain.every
-    retrain_per_query = (float(np.mean(timed)) * retrainings(PAPER_QUERIES, every) / PAPER_QUERIES
-                         if timed else None)
+    retrain_mean = float(np.mean(timed)) if timed else None
+    retrain_per_query = (retrain_mean * retrainings(PAPER_QUERIES, config.retrain.every) / PAPER_QUERIES
+                         if retrain_mean is not None else None)
     known_retrain = retrain_per_query or 0.0
     per_query = median("propose_s") + median("decode_score_s") + known_retrain
     mean_per_query = mean("propose_s") + mean("decode_score_s") + known_retrain
@@ -109,7 +109,7 @@ def summarize(parts: list[dict[str, Any]], setup_s: float, config: RunConfig) ->
     return {"benchmark": "paper", "task": config.task, "queries": len(parts), "n_initial": config.n_initial,
             "median_fit_s": median("fit_s"), "median_build_s": median("build_s"), "median_solve_s": median("solve_s"),
             "median_propose_s": median("propose_s"), "median_decode_score_s": median("decode_score_s"),
-            "retrainings_timed": len(timed), "retrain_s_mean": float(np.mean(timed)) if timed else None,
+            "retrainings_timed": len(timed), "retrain_s_mean": retrain_mean,
             "retrain_s_per_query_amortised": retrain_per_query, "median_s_per_query": per_query,
             "max_solve_s": float(np.nanmax([p["solve_s"] for p in parts])), "mean_s_per_query": mean_per_query,
             "median_step_cpu_s": median("step_cpu_s"), "setup_s": setup_s, "statuses": statuses,

@@ -61,9 +61,11 @@ class SweepJob(Checkpointable):
     def __call__(self) -> JobReport:
         start = time.perf_counter()
         try:
-            harden_requeue(submitit.JobEnvironment())
+            env = submitit.JobEnvironment()
         except RuntimeError:  # called outside any submitit executor: nothing requeues it
-            pass
+            env = None
+        if env is not None:
+            harden_requeue(env)
         # before any model library starts its thread pool
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, str(self.threads))
